@@ -1,0 +1,196 @@
+using System.Numerics.Tensors;
+using GlowQ.Format;
+
+namespace GlowQ.Engine;
+
+/// <summary>Run-time choices that do not change the model's arithmetic.</summary>
+public sealed record InferenceOptions
+{
+    /// <summary>Positions the KV cache holds; 0 = the model's maximum, capped at <see cref="DefaultContextCap"/>.</summary>
+    public int ContextLength { get; init; }
+
+    /// <summary>Worker threads; 0 = one per core.</summary>
+    public int Threads { get; init; }
+
+    /// <summary>Tokens per prefill step: prompts longer than this are processed in chunks.</summary>
+    public int PrefillChunk { get; init; } = 64;
+
+    public const int DefaultContextCap = 4096;
+}
+
+/// <summary>
+/// A Llama-family decoder running in fp32 on the CPU, with its KV cache. <see cref="Forward"/> processes a block of
+/// tokens at consecutive positions: a whole prompt chunk (matrix–matrix work) or one decode token.
+/// </summary>
+public sealed class LlamaModel : IDisposable
+{
+    private readonly LlamaWeights _w;
+    private readonly ModelConfig _c;
+    private readonly WorkerPool _pool;
+    private readonly MatMul _matMul;
+    private readonly Attention _attention;
+    private readonly RotaryEmbedding _rope;
+    private readonly KvCache _cache;
+    private readonly int _chunk;
+
+    // Activations for up to _chunk tokens, row-major [token][feature].
+    private readonly float[] _x, _xNorm, _q, _k, _v, _attnOut, _proj, _gate, _up, _swigluScratch, _logits;
+    private readonly float[] _cos, _sin;
+
+    public LlamaModel(LlamaWeights weights, InferenceOptions? options = null)
+    {
+        options ??= new InferenceOptions();
+        _w = weights;
+        _c = weights.Config;
+        ContextLength = options.ContextLength > 0
+            ? options.ContextLength
+            : Math.Min(_c.MaxSequenceLength, InferenceOptions.DefaultContextCap);
+        _chunk = Math.Max(1, options.PrefillChunk);
+        _pool = new WorkerPool(options.Threads > 0 ? options.Threads : WorkerPool.DefaultThreadCount);
+        int widest = Math.Max(Math.Max(_c.Dim, _c.HiddenDim), _c.QDim);
+        _matMul = new MatMul(_pool, widest);
+        _attention = new Attention(_pool, _c.Heads, _c.KvHeads, _c.HeadDim, ContextLength, _c.SlidingWindow);
+        _rope = new RotaryEmbedding(_c);
+        _cache = new KvCache(_c.Layers, _c.KvHeads, _c.HeadDim, ContextLength);
+
+        _x = new float[_chunk * _c.Dim];
+        _xNorm = new float[_chunk * _c.Dim];
+        _q = new float[_chunk * _c.QDim];
+        _k = new float[_chunk * _c.KvDim];
+        _v = new float[_chunk * _c.KvDim];
+        _attnOut = new float[_chunk * _c.QDim];
+        _proj = new float[_chunk * _c.Dim];
+        _gate = new float[_chunk * _c.HiddenDim];
+        _up = new float[_chunk * _c.HiddenDim];
+        _swigluScratch = new float[_c.HiddenDim];
+        _logits = new float[_chunk * _c.VocabSize];
+        _cos = new float[_c.HeadDim / 2];
+        _sin = new float[_c.HeadDim / 2];
+    }
+
+    public ModelConfig Config => _c;
+
+    public LlamaWeights Weights => _w;
+
+    public int ContextLength { get; }
+
+    public int Threads => _pool.ThreadCount;
+
+    public long KvCacheBytes => _cache.ByteSize;
+
+    /// <summary>
+    /// Runs <paramref name="tokens"/> at positions <paramref name="startPosition"/>… (the cache must already hold
+    /// every earlier position) and writes logits: for the last token only into a vocab-sized
+    /// <paramref name="logits"/>, or, when <paramref name="allPositions"/>, one vocab-sized row per token.
+    /// </summary>
+    public void Forward(ReadOnlySpan<int> tokens, int startPosition, Span<float> logits, bool allPositions = false)
+    {
+        if (tokens.IsEmpty)
+        {
+            throw new ArgumentException("no tokens to run", nameof(tokens));
+        }
+
+        if (startPosition < 0 || startPosition + tokens.Length > ContextLength)
+        {
+            throw new ArgumentOutOfRangeException(nameof(tokens), $"positions {startPosition}..{startPosition + tokens.Length - 1} exceed the context length {ContextLength}");
+        }
+
+        int vocab = _c.VocabSize;
+        if (logits.Length < (allPositions ? tokens.Length * vocab : vocab))
+        {
+            throw new ArgumentException("logits buffer too small", nameof(logits));
+        }
+
+        for (int done = 0; done < tokens.Length; done += _chunk)
+        {
+            int n = Math.Min(_chunk, tokens.Length - done);
+            bool lastChunk = done + n == tokens.Length;
+            ForwardChunk(tokens.Slice(done, n), startPosition + done, allPositions ? n : (lastChunk ? 1 : 0));
+            if (allPositions)
+            {
+                _logits.AsSpan(0, n * vocab).CopyTo(logits.Slice(done * vocab));
+            }
+            else if (lastChunk)
+            {
+                _logits.AsSpan(0, vocab).CopyTo(logits);
+            }
+        }
+    }
+
+    /// <summary>One chunk of at most _chunk tokens; logits for its last <paramref name="logitRows"/> tokens land in _logits.</summary>
+    private void ForwardChunk(ReadOnlySpan<int> tokens, int start, int logitRows)
+    {
+        int n = tokens.Length, dim = _c.Dim, qDim = _c.QDim, kvDim = _c.KvDim, hidden = _c.HiddenDim;
+
+        // Token embeddings.
+        for (int t = 0; t < n; t++)
+        {
+            int token = tokens[t];
+            if ((uint)token >= (uint)_c.VocabSize)
+            {
+                throw new ArgumentOutOfRangeException(nameof(tokens), $"token id {token} is outside the vocabulary (0..{_c.VocabSize - 1})");
+            }
+
+            _w.Embedding.CopyRow(token, _x.AsSpan(t * dim, dim));
+        }
+
+        for (int l = 0; l < _c.Layers; l++)
+        {
+            LayerWeights layer = _w.Layers[l];
+
+            // Attention block: pre-norm, q/k/v projections, rotary positions, cache, attention, output projection.
+            NormRows(layer.AttentionNorm, n);
+            _matMul.Run(layer.Query, _xNorm, _q, n);
+            _matMul.Run(layer.Key, _xNorm, _k, n);
+            _matMul.Run(layer.Value, _xNorm, _v, n);
+            for (int t = 0; t < n; t++)
+            {
+                _rope.Angles(start + t, _cos, _sin);
+                _rope.Rotate(_q.AsSpan(t * qDim, qDim), _cos, _sin);
+                _rope.Rotate(_k.AsSpan(t * kvDim, kvDim), _cos, _sin);
+                _cache.Store(l, start + t, _k.AsSpan(t * kvDim, kvDim), _v.AsSpan(t * kvDim, kvDim));
+            }
+
+            _attention.Run(_cache, l, _q, _attnOut, start, n);
+            _matMul.Run(layer.Output, _attnOut, _proj, n);
+            TensorPrimitives.Add(_x.AsSpan(0, n * dim), _proj.AsSpan(0, n * dim), _x.AsSpan(0, n * dim));
+
+            // Feed-forward block: pre-norm, SwiGLU(gate, up), down projection, residual.
+            NormRows(layer.FfnNorm, n);
+            _matMul.Run(layer.Gate, _xNorm, _gate, n);
+            _matMul.Run(layer.Up, _xNorm, _up, n);
+            for (int t = 0; t < n; t++)
+            {
+                VectorMath.SwiGlu(_gate.AsSpan(t * hidden, hidden), _up.AsSpan(t * hidden, hidden), _swigluScratch);
+            }
+
+            _matMul.Run(layer.Down, _gate, _proj, n);
+            TensorPrimitives.Add(_x.AsSpan(0, n * dim), _proj.AsSpan(0, n * dim), _x.AsSpan(0, n * dim));
+        }
+
+        if (logitRows == 0)
+        {
+            return;
+        }
+
+        // Final norm and output head, only for the rows whose logits are wanted.
+        int first = n - logitRows;
+        for (int t = 0; t < logitRows; t++)
+        {
+            VectorMath.RmsNorm(_x.AsSpan((first + t) * dim, dim), _w.FinalNorm, _c.NormEps, _xNorm.AsSpan(t * dim, dim));
+        }
+
+        _matMul.Run(_w.OutputHead, _xNorm, _logits, logitRows);
+    }
+
+    private void NormRows(float[] weight, int n)
+    {
+        int dim = _c.Dim;
+        for (int t = 0; t < n; t++)
+        {
+            VectorMath.RmsNorm(_x.AsSpan(t * dim, dim), weight, _c.NormEps, _xNorm.AsSpan(t * dim, dim));
+        }
+    }
+
+    public void Dispose() => _pool.Dispose();
+}

@@ -1,0 +1,102 @@
+using GlowQ.Format;
+
+namespace GlowQ.Engine;
+
+/// <summary>How the engine stores projection and embedding weights in memory.</summary>
+public enum WeightStorage
+{
+    /// <summary>fp16 when the checkpoint is fp16, fp32 otherwise (BF16 widens to fp32 exactly).</summary>
+    Auto,
+    F32,
+    F16,
+}
+
+/// <summary>The weights of one decoder layer.</summary>
+public sealed record LayerWeights(
+    float[] AttentionNorm,
+    WeightMatrix Query,
+    WeightMatrix Key,
+    WeightMatrix Value,
+    WeightMatrix Output,
+    float[] FfnNorm,
+    WeightMatrix Gate,
+    WeightMatrix Up,
+    WeightMatrix Down);
+
+/// <summary>All weights of a Llama-family model, loaded from a checkpoint with every shape checked against its config.</summary>
+public sealed class LlamaWeights
+{
+    public LlamaWeights(ModelConfig config, WeightMatrix embedding, LayerWeights[] layers, float[] finalNorm, WeightMatrix outputHead)
+    {
+        Config = config;
+        Embedding = embedding;
+        Layers = layers;
+        FinalNorm = finalNorm;
+        OutputHead = outputHead;
+    }
+
+    public ModelConfig Config { get; }
+
+    /// <summary>[vocab × dim]; also the output head when embeddings are tied.</summary>
+    public WeightMatrix Embedding { get; }
+
+    public IReadOnlyList<LayerWeights> Layers { get; }
+
+    public float[] FinalNorm { get; }
+
+    public WeightMatrix OutputHead { get; }
+
+    public long ByteSize =>
+        Embedding.ByteSize + (ReferenceEquals(OutputHead, Embedding) ? 0 : OutputHead.ByteSize) + FinalNorm.Length * 4L
+        + Layers.Sum(l => l.Query.ByteSize + l.Key.ByteSize + l.Value.ByteSize + l.Output.ByteSize
+                          + l.Gate.ByteSize + l.Up.ByteSize + l.Down.ByteSize + (l.AttentionNorm.Length + l.FfnNorm.Length) * 4L);
+
+    public static LlamaWeights Load(ICheckpoint checkpoint, WeightStorage storage = WeightStorage.Auto)
+    {
+        ModelConfig c = checkpoint.Config;
+        bool half = storage == WeightStorage.F16
+                    || (storage == WeightStorage.Auto && checkpoint.FindTensor(LlamaTensorNames.Query(0))?.DType == TensorDType.F16);
+
+        WeightMatrix Matrix(string name, int rows, int cols, bool bias = false)
+        {
+            TensorView t = checkpoint.RequireTensor(name, rows, cols);
+            float[]? b = bias ? Vector(LlamaTensorNames.Bias(name), rows) : null;
+            if (half)
+            {
+                var data = new Half[(long)rows * cols];
+                t.CopyTo(data);
+                return WeightMatrix.FromHalf(rows, cols, data, b);
+            }
+
+            var f = new float[(long)rows * cols];
+            t.CopyTo(f);
+            return WeightMatrix.FromSingle(rows, cols, f, b);
+        }
+
+        float[] Vector(string name, int length)
+        {
+            var v = new float[length];
+            checkpoint.RequireTensor(name, length).CopyTo(v);
+            return v;
+        }
+
+        var layers = new LayerWeights[c.Layers];
+        for (int l = 0; l < c.Layers; l++)
+        {
+            layers[l] = new LayerWeights(
+                Vector(LlamaTensorNames.AttentionNorm(l), c.Dim),
+                Matrix(LlamaTensorNames.Query(l), c.QDim, c.Dim, c.QkvBias),
+                Matrix(LlamaTensorNames.Key(l), c.KvDim, c.Dim, c.QkvBias),
+                Matrix(LlamaTensorNames.Value(l), c.KvDim, c.Dim, c.QkvBias),
+                Matrix(LlamaTensorNames.Output(l), c.Dim, c.QDim),
+                Vector(LlamaTensorNames.FfnNorm(l), c.Dim),
+                Matrix(LlamaTensorNames.Gate(l), c.HiddenDim, c.Dim),
+                Matrix(LlamaTensorNames.Up(l), c.HiddenDim, c.Dim),
+                Matrix(LlamaTensorNames.Down(l), c.Dim, c.HiddenDim));
+        }
+
+        WeightMatrix embedding = Matrix(LlamaTensorNames.Embedding, c.VocabSize, c.Dim);
+        WeightMatrix head = c.TiedEmbeddings ? embedding : Matrix(LlamaTensorNames.OutputHead, c.VocabSize, c.Dim);
+        return new LlamaWeights(c, embedding, layers, Vector(LlamaTensorNames.FinalNorm, c.Dim), head);
+    }
+}

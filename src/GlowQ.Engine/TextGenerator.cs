@@ -1,0 +1,139 @@
+using System.Diagnostics;
+using System.Text;
+using GlowQ.Tokenizers;
+
+namespace GlowQ.Engine;
+
+/// <summary>What one generation did and how long it took.</summary>
+public sealed record GenerationResult(
+    int PromptTokens,
+    int GeneratedTokens,
+    TimeSpan TimeToFirstToken,
+    TimeSpan DecodeTime,
+    string StopReason)
+{
+    /// <summary>Tokens per second after the first (the decode rate), or 0 when fewer than two tokens came out.</summary>
+    public double DecodeTokensPerSecond => GeneratedTokens > 1 && DecodeTime > TimeSpan.Zero
+        ? (GeneratedTokens - 1) / DecodeTime.TotalSeconds
+        : 0;
+}
+
+/// <summary>
+/// Prefills a prompt as one block, then samples and feeds back one token at a time, streaming text as it is made.
+/// Multi-byte characters split across tokens are held back until complete. Stops at an end-of-sequence token
+/// (or BOS, which starts a new document in models such as stories260K), the token limit, or a full context.
+/// </summary>
+public sealed class TextGenerator
+{
+    private readonly LlamaModel _model;
+    private readonly ITextTokenizer _tokenizer;
+    private readonly HashSet<int> _stopTokens;
+    private readonly float[] _logits;
+
+    public TextGenerator(LlamaModel model, ITextTokenizer tokenizer)
+    {
+        _model = model;
+        _tokenizer = tokenizer;
+        _stopTokens = [.. tokenizer.EosIds, .. model.Config.EosTokenIds];
+        if (tokenizer.BosId is int bos)
+        {
+            _stopTokens.Add(bos);
+        }
+
+        _logits = new float[model.Config.VocabSize];
+    }
+
+    public GenerationResult Generate(
+        IReadOnlyList<int> prompt,
+        int maxNewTokens,
+        SamplingOptions sampling,
+        TextWriter output,
+        CancellationToken cancellation = default)
+    {
+        if (prompt.Count == 0)
+        {
+            throw new ArgumentException("the prompt has no tokens", nameof(prompt));
+        }
+
+        if (prompt.Count >= _model.ContextLength)
+        {
+            throw new ArgumentException($"the prompt is {prompt.Count} tokens; the context holds {_model.ContextLength}, leaving no room to generate", nameof(prompt));
+        }
+
+        var sampler = new Sampler(_model.Config.VocabSize, sampling);
+        int capacity = Math.Min(prompt.Count + Math.Max(maxNewTokens, 0), _model.ContextLength);
+        int[] history = new int[capacity];
+        for (int i = 0; i < prompt.Count; i++)
+        {
+            history[i] = prompt[i];
+        }
+
+        int length = prompt.Count;
+        var bytes = new List<byte>(64);
+        var chars = new char[256];
+        Decoder utf8 = new UTF8Encoding(false, false).GetDecoder();
+        var clock = Stopwatch.StartNew();
+        TimeSpan firstToken = TimeSpan.Zero;
+        string reason = "max-tokens";
+        int generated = 0;
+
+        _model.Forward(history.AsSpan(0, length), 0, _logits);
+        while (generated < maxNewTokens)
+        {
+            if (cancellation.IsCancellationRequested)
+            {
+                reason = "cancelled";
+                break;
+            }
+
+            int next = sampler.Sample(_logits, history.AsSpan(0, length));
+            if (generated == 0)
+            {
+                firstToken = clock.Elapsed;
+            }
+
+            if (_stopTokens.Contains(next))
+            {
+                reason = "end-of-sequence";
+                break;
+            }
+
+            generated++;
+            bytes.Clear();
+            _tokenizer.AppendTokenBytes(next, history[length - 1], bytes);
+            Emit(utf8, bytes, chars, output, flush: false);
+            history[length++] = next;
+            if (generated == maxNewTokens)
+            {
+                break;
+            }
+
+            if (length >= _model.ContextLength)
+            {
+                reason = "context-full";
+                break;
+            }
+
+            _model.Forward(history.AsSpan(length - 1, 1), length - 1, _logits);
+        }
+
+        Emit(utf8, [], chars, output, flush: true);
+        output.Flush();
+        TimeSpan total = clock.Elapsed;
+        return new GenerationResult(prompt.Count, generated, firstToken, total - firstToken, reason);
+    }
+
+    private static void Emit(Decoder utf8, List<byte> bytes, char[] chars, TextWriter output, bool flush)
+    {
+        ReadOnlySpan<byte> span = System.Runtime.InteropServices.CollectionsMarshal.AsSpan(bytes);
+        do
+        {
+            utf8.Convert(span, chars, flush, out int used, out int produced, out _);
+            output.Write(chars, 0, produced);
+            span = span[used..];
+        }
+        while (!span.IsEmpty);
+
+        output.Flush();
+    }
+}
