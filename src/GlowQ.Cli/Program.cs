@@ -1,0 +1,3 @@
+using GlowQ.Cli;
+
+return GlowQCommandLine.Run(args, Console.Out, Console.Error);

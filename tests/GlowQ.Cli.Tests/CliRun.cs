@@ -1,0 +1,23 @@
+namespace GlowQ.Cli.Tests;
+
+/// <summary>Runs the glowq command line in-process, capturing stdout, stderr and the exit code.</summary>
+internal sealed record CliRun(int ExitCode, string Stdout, string Stderr)
+{
+    public static CliRun Of(params string[] args)
+    {
+        var stdout = new StringWriter();
+        var stderr = new StringWriter();
+        int code = GlowQCommandLine.Run(args, stdout, stderr);
+        return new CliRun(code, stdout.ToString(), stderr.ToString());
+    }
+
+    /// <summary>The error line, asserting it is the only thing on stderr that reports an error and that no stack trace leaked.</summary>
+    public string SingleErrorLine()
+    {
+        string[] errors = Stderr.Split('\n', StringSplitOptions.RemoveEmptyEntries).Where(l => l.StartsWith("glowq: error:", StringComparison.Ordinal)).ToArray();
+        Assert.Single(errors);
+        Assert.DoesNotContain("   at ", Stderr);
+        Assert.DoesNotContain("Exception", Stderr);
+        return errors[0];
+    }
+}
