@@ -98,7 +98,7 @@ public sealed class BadInputTests
     [InlineData("--max-tokens", "-3")]
     public void OutOfRangeSamplingOptions(string option, string value)
     {
-        CliRun run = Generate(SharedData.Stories260KBin, "hi", $"{option}={value}");
+        CliRun run = CliRun.Of("generate", "-p", "hi", $"{option}={value}");
         Assert.Equal(1, run.ExitCode);
         Assert.Contains(option, run.SingleErrorLine());
     }
