@@ -87,3 +87,31 @@ public sealed class MatMulTests
         Assert.Throws<ArgumentException>(() => new MatMul(pool, 4).Run(w, new float[8], new float[7], 2));
     }
 }
+
+public sealed class HalfConversionTests
+{
+    [Fact]
+    public void HalfBitsToSingle_IsExactForEveryHalfValue()
+    {
+        // All 65,536 bit patterns: zeros, subnormals, normals, infinities and NaNs.
+        int width = System.Numerics.Vector<uint>.Count;
+        var bits = new uint[width];
+        for (int start = 0; start < 65536; start += width)
+        {
+            for (int k = 0; k < width; k++)
+            {
+                bits[k] = (uint)(start + k);
+            }
+
+            var converted = MatMul.HalfBitsToSingle(new System.Numerics.Vector<uint>(bits));
+            for (int k = 0; k < width; k++)
+            {
+                float expected = (float)BitConverter.UInt16BitsToHalf((ushort)bits[k]);
+                float actual = converted[k];
+                Assert.True(
+                    float.IsNaN(expected) ? float.IsNaN(actual) : BitConverter.SingleToUInt32Bits(expected) == BitConverter.SingleToUInt32Bits(actual),
+                    $"half 0x{bits[k]:X4}: expected {expected}, got {actual}");
+            }
+        }
+    }
+}
