@@ -1,10 +1,10 @@
 using System.Buffers.Binary;
 using System.Text;
 
-namespace GlowQ.Format.Tests;
+namespace GlowQ.TestSupport;
 
 /// <summary>Writes small safetensors files for tests, including deliberately broken ones.</summary>
-internal static class SafetensorsWriter
+public static class SafetensorsWriter
 {
     public sealed record Entry(string Name, string DType, long[] Shape, byte[] Data);
 
@@ -17,6 +17,29 @@ internal static class SafetensorsWriter
         }
 
         return new Entry(name, "F32", shape, data);
+    }
+
+    public static Entry F16(string name, long[] shape, params float[] values)
+    {
+        var data = new byte[values.Length * 2];
+        for (int i = 0; i < values.Length; i++)
+        {
+            BinaryPrimitives.WriteHalfLittleEndian(data.AsSpan(i * 2), (Half)values[i]);
+        }
+
+        return new Entry(name, "F16", shape, data);
+    }
+
+    /// <summary>BF16 by truncation of the fp32 bits (what a reader widens back exactly).</summary>
+    public static Entry BF16(string name, long[] shape, params float[] values)
+    {
+        var data = new byte[values.Length * 2];
+        for (int i = 0; i < values.Length; i++)
+        {
+            BinaryPrimitives.WriteUInt16LittleEndian(data.AsSpan(i * 2), (ushort)(BitConverter.SingleToUInt32Bits(values[i]) >> 16));
+        }
+
+        return new Entry(name, "BF16", shape, data);
     }
 
     public static void Write(string path, IEnumerable<Entry> entries, Func<string, string>? editHeader = null, int truncateBy = 0)
