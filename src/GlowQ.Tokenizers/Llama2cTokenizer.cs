@@ -1,4 +1,5 @@
 using System.Buffers.Binary;
+using System.Runtime.InteropServices;
 using System.Text;
 
 namespace GlowQ.Tokenizers;
@@ -15,9 +16,9 @@ namespace GlowQ.Tokenizers;
 /// then one token per UTF-8 code point when that code point is a piece, otherwise one byte-fallback token per byte
 /// (byte b → id b + 3); then, repeatedly, the adjacent pair whose concatenation is a piece with the highest score is
 /// merged (the leftmost pair wins ties; only scores above -1e10 count). No EOS. run.c rescans every pair after each
-/// merge; this class keeps the candidate pairs in a priority queue ordered by (score descending, position ascending),
-/// which picks the same pair every time, and looks pieces up in a dictionary instead of run.c's bsearch over the
-/// sorted vocabulary (the same answer when pieces are unique; see <see cref="DuplicatePieceCount"/>).</para>
+/// merge; <see cref="ScoreOrderedMerge"/> (shared with <see cref="SentencePieceTokenizer"/>) keeps the candidate pairs in
+/// a priority queue instead, which picks the same pair every time, and pieces are looked up in a dictionary instead of
+/// run.c's bsearch over the sorted vocabulary (the same answer when pieces are unique; see <see cref="DuplicatePieceCount"/>).</para>
 /// <para>Decoding (run.c <c>decode</c>): after BOS (previous token 1) a leading space of the piece is dropped; a piece
 /// "&lt;0xNN&gt;" stands for the raw byte. So a sequence encoded with BOS decodes to the text itself, one encoded without
 /// BOS to the text with the dummy-prefix space in front. Two deliberate differences from run.c: ids 0 (&lt;unk&gt;), 1 (&lt;s&gt;) and
@@ -47,7 +48,7 @@ public sealed class Llama2cTokenizer : ITextTokenizer
     private readonly byte[][] _decoded;         // bytes of token i after any token other than BOS
     private readonly byte[][] _decodedAfterBos; // bytes of token i right after BOS
     private readonly int _dummyPrefixId;        // id of the piece " ", or -1
-    private readonly int _longestPiece;
+    private readonly ScoreOrderedMerge _merge;
 
     private Llama2cTokenizer(string sourceName, int maxTokenLength, byte[][] pieces, float[] scores)
     {
@@ -58,9 +59,10 @@ public sealed class Llama2cTokenizer : ITextTokenizer
         _pieceIds = new Dictionary<string, int>(pieces.Length, StringComparer.Ordinal);
         _decoded = new byte[pieces.Length][];
         _decodedAfterBos = new byte[pieces.Length][];
+        var isTarget = new bool[pieces.Length];
         for (int i = 0; i < pieces.Length; i++)
         {
-            _longestPiece = Math.Max(_longestPiece, pieces[i].Length);
+            isTarget[i] = (double)scores[i] > MinimumMergeScore;
             if (!_pieceIds.TryAdd(Latin1(pieces[i]), i))
             {
                 DuplicatePieceCount++;
@@ -79,6 +81,7 @@ public sealed class Llama2cTokenizer : ITextTokenizer
 
         _pieceLookup = _pieceIds.GetAlternateLookup<ReadOnlySpan<char>>();
         _dummyPrefixId = _pieceIds.TryGetValue(" ", out int id) ? id : -1;
+        _merge = new ScoreOrderedMerge(_pieceIds, scores, isTarget);
     }
 
     /// <inheritdoc />
@@ -230,15 +233,18 @@ public sealed class Llama2cTokenizer : ITextTokenizer
     /// <exception cref="InvalidOperationException">The vocabulary lacks the " " piece (needed for the dummy prefix) or a byte-fallback id.</exception>
     public int[] Encode(ReadOnlySpan<byte> utf8, bool addBos)
     {
-        var tokens = new List<int>(utf8.Length + 2);
+        // Every symbol's text is its piece as Latin-1 chars, laid end to end, so that the merge sees run.c's
+        // concatenation of pieces (a byte-fallback token contributes "<0xNN>", not the byte).
+        var text = new List<char>((utf8.Length * 2) + 8);
+        var symbols = new List<MergeSymbol>(utf8.Length + 2);
         if (addBos)
         {
-            tokens.Add(BeginOfSequenceId);
+            AddSymbol(text, symbols, BeginOfSequenceId);
         }
 
         if (utf8.IsEmpty)
         {
-            return [.. tokens];
+            return addBos ? [BeginOfSequenceId] : [];
         }
 
         // add_dummy_prefix: run.c prepends the token for " " whenever the text is non-empty.
@@ -247,7 +253,7 @@ public sealed class Llama2cTokenizer : ITextTokenizer
             throw new InvalidOperationException($"{SourceName}: the vocabulary has no \" \" piece, which run.c needs for the dummy prefix.");
         }
 
-        tokens.Add(_dummyPrefixId);
+        AddSymbol(text, symbols, _dummyPrefixId);
 
         // Code point by code point, as run.c: a code point is a leading byte plus up to 3 continuation bytes
         // (at most 4 bytes are gathered; further continuation bytes start a new "code point").
@@ -270,7 +276,7 @@ public sealed class Llama2cTokenizer : ITextTokenizer
 
             if (_pieceLookup.TryGetValue(buffer[..length], out int id))
             {
-                tokens.Add(id);
+                AddSymbol(text, symbols, id);
             }
             else
             {
@@ -282,7 +288,7 @@ public sealed class Llama2cTokenizer : ITextTokenizer
                         throw new InvalidOperationException($"{SourceName}: byte-fallback id {byteId} for byte 0x{(int)buffer[k]:X2} is outside the vocabulary of {_pieces.Length}.");
                     }
 
-                    tokens.Add(byteId);
+                    AddSymbol(text, symbols, byteId);
                 }
             }
 
@@ -290,8 +296,25 @@ public sealed class Llama2cTokenizer : ITextTokenizer
         }
 
         // run.c's merge loop runs over the whole array, BOS included (no piece merges with BOS in practice).
-        MergePairs(tokens);
-        return Compact(tokens);
+        Span<MergeSymbol> merged = CollectionsMarshal.AsSpan(symbols);
+        int count = _merge.Merge(CollectionsMarshal.AsSpan(text), merged);
+        var result = new int[count];
+        for (int i = 0; i < count; i++)
+        {
+            result[i] = merged[i].Id;
+        }
+
+        return result;
+    }
+
+    private void AddSymbol(List<char> text, List<MergeSymbol> symbols, int id)
+    {
+        byte[] piece = _pieces[id];
+        symbols.Add(new MergeSymbol(text.Count, piece.Length, id));
+        foreach (byte b in piece)
+        {
+            text.Add((char)b);
+        }
     }
 
     /// <inheritdoc />
@@ -314,115 +337,6 @@ public sealed class Llama2cTokenizer : ITextTokenizer
         }
 
         return Encoding.UTF8.GetString(System.Runtime.InteropServices.CollectionsMarshal.AsSpan(bytes));
-    }
-
-    private static int[] Compact(List<int> tokens)
-    {
-        int count = 0;
-        foreach (int t in tokens)
-        {
-            if (t >= 0)
-            {
-                count++;
-            }
-        }
-
-        var result = new int[count];
-        int k = 0;
-        foreach (int t in tokens)
-        {
-            if (t >= 0)
-            {
-                result[k++] = t;
-            }
-        }
-
-        return result;
-    }
-
-    /// <summary>
-    /// run.c's merge loop: merges the best-scoring adjacent pair (leftmost on ties) until none is left.
-    /// Merged-away entries are set to -1.
-    /// </summary>
-    private void MergePairs(List<int> tokens)
-    {
-        int n = tokens.Count;
-        if (n < 2)
-        {
-            return;
-        }
-
-        // Doubly linked list over positions; a position's version changes whenever its token changes, which
-        // invalidates queued candidates that were computed from the old token.
-        var ids = new int[n];
-        var next = new int[n];
-        var prev = new int[n];
-        var version = new int[n];
-        for (int i = 0; i < n; i++)
-        {
-            ids[i] = tokens[i];
-            next[i] = i + 1 < n ? i + 1 : -1;
-            prev[i] = i - 1;
-        }
-
-        var queue = new PriorityQueue<Candidate, Candidate>(n, CandidateOrder.Instance);
-        char[] concat = new char[(2 * _longestPiece) + 1];
-
-        void Consider(int left)
-        {
-            int right = next[left];
-            if (right < 0)
-            {
-                return;
-            }
-
-            byte[] a = _pieces[ids[left]];
-            byte[] b = _pieces[ids[right]];
-            Span<char> key = concat.AsSpan(0, a.Length + b.Length);
-            Latin1(a, key);
-            Latin1(b, key[a.Length..]);
-            if (_pieceLookup.TryGetValue(key, out int mergedId) && (double)_scores[mergedId] > MinimumMergeScore)
-            {
-                var candidate = new Candidate(_scores[mergedId], left, right, version[left], version[right], mergedId);
-                queue.Enqueue(candidate, candidate);
-            }
-        }
-
-        for (int i = 0; i + 1 < n; i++)
-        {
-            Consider(i);
-        }
-
-        while (queue.TryDequeue(out Candidate c, out _))
-        {
-            if (ids[c.Left] < 0 || next[c.Left] != c.Right || version[c.Left] != c.LeftVersion || version[c.Right] != c.RightVersion)
-            {
-                continue; // stale: one side was merged away or changed since this pair was queued
-            }
-
-            ids[c.Left] = c.MergedId;
-            version[c.Left]++;
-            ids[c.Right] = -1;
-            version[c.Right]++;
-            int after = next[c.Right];
-            next[c.Left] = after;
-            if (after >= 0)
-            {
-                prev[after] = c.Left;
-            }
-
-            if (prev[c.Left] >= 0)
-            {
-                Consider(prev[c.Left]);
-            }
-
-            Consider(c.Left);
-        }
-
-        for (int i = 0; i < n; i++)
-        {
-            tokens[i] = ids[i];
-        }
     }
 
     private void CheckToken(int token)
@@ -462,20 +376,6 @@ public sealed class Llama2cTokenizer : ITextTokenizer
         for (int i = 0; i < bytes.Length; i++)
         {
             destination[i] = (char)bytes[i];
-        }
-    }
-
-    private readonly record struct Candidate(float Score, int Left, int Right, int LeftVersion, int RightVersion, int MergedId);
-
-    /// <summary>Dequeue order: higher score first, then the leftmost pair (run.c keeps the first pair on ties).</summary>
-    private sealed class CandidateOrder : IComparer<Candidate>
-    {
-        public static readonly CandidateOrder Instance = new();
-
-        public int Compare(Candidate x, Candidate y)
-        {
-            int byScore = ((double)y.Score).CompareTo(x.Score);
-            return byScore != 0 ? byScore : x.Left.CompareTo(y.Left);
         }
     }
 }

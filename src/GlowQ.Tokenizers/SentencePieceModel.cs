@@ -47,6 +47,20 @@ internal sealed class SentencePieceModel
 
     public bool RemoveExtraWhitespaces { get; private set; } = true;
 
+    public bool EscapeWhitespaces { get; private set; } = true;
+
+    /// <summary>NormalizerSpec.name, e.g. "identity" (Llama-2) or "nmt_nfkc"; informational, the character map is what applies.</summary>
+    public string NormalizerName { get; private set; } = string.Empty;
+
+    /// <summary>Length of NormalizerSpec.precompiled_charsmap; 0 means identity normalization.</summary>
+    public int PrecompiledCharsMapLength { get; private set; }
+
+    /// <summary>TrainerSpec.byte_fallback: characters without a piece become &lt;0xNN&gt; pieces instead of &lt;unk&gt;.</summary>
+    public bool ByteFallback { get; private set; }
+
+    /// <summary>TrainerSpec.treat_whitespace_as_suffix: the dummy '▁' goes after the text instead of before it.</summary>
+    public bool TreatWhitespaceAsSuffix { get; private set; }
+
     /// <summary>Quick check that <paramref name="data"/> starts like a ModelProto (field 1, length-delimited).</summary>
     public static bool LooksLikeModelProto(ReadOnlySpan<byte> data) => data.Length >= 2 && data[0] == 0x0A;
 
@@ -99,6 +113,8 @@ internal sealed class SentencePieceModel
                 switch (field)
                 {
                     case 3 when wireType == 0: model.ModelType = (int)t.ReadVarint(); break;
+                    case 24 when wireType == 0: model.TreatWhitespaceAsSuffix = t.ReadVarint() != 0; break;
+                    case 35 when wireType == 0: model.ByteFallback = t.ReadVarint() != 0; break;
                     case 40 when wireType == 0: model.UnknownId = (int)t.ReadVarint(); break;
                     case 41 when wireType == 0: model.BosId = (int)t.ReadVarint(); break;
                     case 42 when wireType == 0: model.EosId = (int)t.ReadVarint(); break;
@@ -114,8 +130,11 @@ internal sealed class SentencePieceModel
             {
                 switch (field)
                 {
+                    case 1 when wireType == 2: model.NormalizerName = ReadName(n.ReadLengthDelimited()); break;
+                    case 2 when wireType == 2: model.PrecompiledCharsMapLength = n.ReadLengthDelimited().Length; break;
                     case 3 when wireType == 0: model.AddDummyPrefix = n.ReadVarint() != 0; break;
                     case 4 when wireType == 0: model.RemoveExtraWhitespaces = n.ReadVarint() != 0; break;
+                    case 5 when wireType == 0: model.EscapeWhitespaces = n.ReadVarint() != 0; break;
                     default: n.Skip(field, wireType); break;
                 }
             }
@@ -123,6 +142,9 @@ internal sealed class SentencePieceModel
 
         return model;
     }
+
+    /// <summary>The normalizer name only ever appears in messages, so an odd one is shown lossily rather than rejected.</summary>
+    private static string ReadName(ReadOnlySpan<byte> utf8) => Encoding.UTF8.GetString(utf8.Length > 64 ? utf8[..64] : utf8);
 
     private static void ReadPiece(ReadOnlySpan<byte> message, string sourceName, int offset, int index, List<string> pieces, List<float> scores, List<SentencePieceType> types)
     {
