@@ -45,8 +45,8 @@ foreach (int threads in options.Threads)
         }
     }
 
-    // Bytes a decode step must stream: every layer's weights plus the output head (embedding rows are one row).
-    long bytesPerToken = weights.ByteSize - weights.Embedding.ByteSize + weights.OutputHead.ByteSize;
+    // Bytes a decode step streams: every layer's weights and the output head; of the embedding only one row is read.
+    long bytesPerToken = ReferenceEquals(weights.OutputHead, weights.Embedding) ? weights.ByteSize : weights.ByteSize - weights.Embedding.ByteSize;
     double medianDecode = Median(decode);
     rows.Add(string.Create(CultureInfo.InvariantCulture,
         $"| {threads} | {Median(prefill):F1} | {prefill.Min():F1}–{prefill.Max():F1} | {medianDecode:F2} | {decode.Min():F2}–{decode.Max():F2} | {bytesPerToken * medianDecode / 1e9:F2} |"));
