@@ -1,4 +1,6 @@
-using System.Numerics.Tensors;
+using System.Numerics;
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
 
 namespace GlowQ.Engine;
 
@@ -70,17 +72,80 @@ public sealed class Attention : IPartitionedWork
             ReadOnlySpan<float> q = _q.AsSpan(t * qDim + h * _headDim, _headDim);
             Span<float> scores = _scores[part].AsSpan(0, span);
             int keyBase = _cache.Offset(kvHead, first);
-            for (int s = 0; s < span; s++)
+            Scores(q, keys.AsSpan(keyBase, span * _headDim), scale, scores);
+            VectorMath.Softmax(scores);
+            WeightedSum(scores, values.AsSpan(keyBase, span * _headDim), _output.AsSpan(t * qDim + h * _headDim, _headDim));
+        }
+    }
+
+    /// <summary>scores[s] = scale · q·keys[s] for consecutive keys of q's length. Inline loops: per-key library calls
+    /// cost more than the arithmetic at small head dimensions.</summary>
+    internal static void Scores(ReadOnlySpan<float> q, ReadOnlySpan<float> keys, float scale, Span<float> scores)
+    {
+        int d = q.Length;
+        if (keys.Length < scores.Length * d)
+        {
+            throw new ArgumentException("keys shorter than scores × head dim");
+        }
+
+        ref float qr = ref MemoryMarshal.GetReference(q);
+        ref float kr = ref MemoryMarshal.GetReference(keys);
+        int width = Vector<float>.Count;
+        for (int s = 0; s < scores.Length; s++)
+        {
+            ref float k = ref Unsafe.Add(ref kr, s * d);
+            int i = 0;
+            float dot = 0;
+            if (Vector.IsHardwareAccelerated && d >= width)
             {
-                scores[s] = TensorPrimitives.Dot(q, keys.AsSpan(keyBase + s * _headDim, _headDim)) * scale;
+                Vector<float> acc = Vector<float>.Zero;
+                for (; i <= d - width; i += width)
+                {
+                    acc = Vector.FusedMultiplyAdd(Vector.LoadUnsafe(ref qr, (nuint)i), Vector.LoadUnsafe(ref k, (nuint)i), acc);
+                }
+
+                dot = Vector.Sum(acc);
             }
 
-            VectorMath.Softmax(scores);
-            Span<float> output = _output.AsSpan(t * qDim + h * _headDim, _headDim);
-            output.Clear();
-            for (int s = 0; s < span; s++)
+            for (; i < d; i++)
             {
-                TensorPrimitives.MultiplyAdd(values.AsSpan(keyBase + s * _headDim, _headDim), scores[s], output, output);
+                dot += Unsafe.Add(ref qr, i) * Unsafe.Add(ref k, i);
+            }
+
+            scores[s] = dot * scale;
+        }
+    }
+
+    /// <summary>output = Σ_s weights[s] · values[s] for consecutive value vectors of output's length.</summary>
+    internal static void WeightedSum(ReadOnlySpan<float> weights, ReadOnlySpan<float> values, Span<float> output)
+    {
+        int d = output.Length;
+        if (values.Length < weights.Length * d)
+        {
+            throw new ArgumentException("values shorter than weights × head dim");
+        }
+
+        output.Clear();
+        ref float o = ref MemoryMarshal.GetReference(output);
+        ref float vr = ref MemoryMarshal.GetReference(values);
+        int width = Vector<float>.Count;
+        for (int s = 0; s < weights.Length; s++)
+        {
+            ref float v = ref Unsafe.Add(ref vr, s * d);
+            float a = weights[s];
+            int i = 0;
+            if (Vector.IsHardwareAccelerated)
+            {
+                var av = new Vector<float>(a);
+                for (; i <= d - width; i += width)
+                {
+                    Vector.FusedMultiplyAdd(Vector.LoadUnsafe(ref v, (nuint)i), av, Vector.LoadUnsafe(ref o, (nuint)i)).StoreUnsafe(ref o, (nuint)i);
+                }
+            }
+
+            for (; i < d; i++)
+            {
+                Unsafe.Add(ref o, i) += a * Unsafe.Add(ref v, i);
             }
         }
     }

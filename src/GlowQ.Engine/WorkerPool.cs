@@ -15,7 +15,7 @@ public interface IPartitionedWork
 public sealed class WorkerPool : IDisposable
 {
     /// <summary>Below this many multiply-adds a job runs on the calling thread alone.</summary>
-    public const long MinParallelWork = 1 << 16;
+    public const long MinParallelWork = 1 << 18;
 
     private const int SpinIterations = 4000;
 

@@ -115,3 +115,45 @@ public sealed class HalfConversionTests
         }
     }
 }
+
+public sealed class AttentionKernelTests
+{
+    [Theory]
+    [InlineData(8, 1)]
+    [InlineData(8, 37)]
+    [InlineData(13, 5)]   // head dim with a scalar tail
+    [InlineData(64, 300)]
+    [InlineData(128, 9)]
+    public void ScoresAndWeightedSum_EqualFloat64Loops(int headDim, int positions)
+    {
+        var r = new Random(headDim * 1000 + positions);
+        float[] q = [.. Enumerable.Range(0, headDim).Select(_ => (float)(r.NextDouble() - 0.5))];
+        float[] keys = [.. Enumerable.Range(0, headDim * positions).Select(_ => (float)(r.NextDouble() - 0.5))];
+        float[] values = [.. Enumerable.Range(0, headDim * positions).Select(_ => (float)(r.NextDouble() - 0.5))];
+        var scores = new float[positions];
+        Attention.Scores(q, keys, 0.5f, scores);
+        var output = new float[headDim];
+        Attention.WeightedSum(scores, values, output);
+        for (int s = 0; s < positions; s++)
+        {
+            double expected = 0;
+            for (int i = 0; i < headDim; i++)
+            {
+                expected += (double)q[i] * keys[s * headDim + i];
+            }
+
+            Assert.True(Math.Abs(expected * 0.5 - scores[s]) < 1e-5, $"score {s}: {scores[s]} vs {expected * 0.5}");
+        }
+
+        for (int i = 0; i < headDim; i++)
+        {
+            double expected = 0;
+            for (int s = 0; s < positions; s++)
+            {
+                expected += (double)scores[s] * values[s * headDim + i];
+            }
+
+            Assert.True(Math.Abs(expected - output[i]) < 1e-4, $"output {i}: {output[i]} vs {expected}");
+        }
+    }
+}
