@@ -30,19 +30,7 @@ public sealed class Llama2cCheckpoint : ICheckpoint
 
     public TensorView? FindTensor(string name) => _tensors.GetValueOrDefault(name);
 
-    public static Llama2cCheckpoint Open(string path)
-    {
-        MappedFile file = MappedFile.Open(path);
-        try
-        {
-            return Parse(file);
-        }
-        catch
-        {
-            file.Dispose();
-            throw;
-        }
-    }
+    public static Llama2cCheckpoint Open(string path) => MappedFile.OpenAndParse(path, Parse);
 
     private static Llama2cCheckpoint Parse(MappedFile file)
     {

@@ -55,6 +55,21 @@ public sealed unsafe class MappedFile : IDisposable
         }
     }
 
+    /// <summary>Maps <paramref name="path"/> and hands it to <paramref name="parse"/>; the mapping is released if parsing fails.</summary>
+    public static T OpenAndParse<T>(string path, Func<MappedFile, T> parse)
+    {
+        MappedFile file = Open(path);
+        try
+        {
+            return parse(file);
+        }
+        catch
+        {
+            file.Dispose();
+            throw;
+        }
+    }
+
     /// <summary>Bytes [offset, offset+length) of the file; throws ModelFormatException when they lie outside it.</summary>
     public ReadOnlySpan<byte> GetSpan(long offset, int length)
     {

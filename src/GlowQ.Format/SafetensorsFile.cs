@@ -28,19 +28,7 @@ public sealed class SafetensorsFile : IDisposable
 
     public IReadOnlyDictionary<string, string> Metadata { get; }
 
-    public static SafetensorsFile Open(string path)
-    {
-        MappedFile file = MappedFile.Open(path);
-        try
-        {
-            return Parse(file);
-        }
-        catch
-        {
-            file.Dispose();
-            throw;
-        }
-    }
+    public static SafetensorsFile Open(string path) => MappedFile.OpenAndParse(path, Parse);
 
     private static SafetensorsFile Parse(MappedFile file)
     {

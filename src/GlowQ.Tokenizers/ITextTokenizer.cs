@@ -32,3 +32,22 @@ public interface ITextTokenizer
     /// <summary>Decodes a whole sequence; equivalent to concatenating <see cref="AppendTokenBytes"/> and decoding UTF-8.</summary>
     string Decode(ReadOnlySpan<int> tokens);
 }
+
+/// <summary>Behaviour every <see cref="ITextTokenizer"/> shares.</summary>
+public static class TextTokenizerDecoding
+{
+    /// <summary>Whole-sequence decoding defined by <see cref="ITextTokenizer.AppendTokenBytes"/>, so streamed and batch text always agree.</summary>
+    public static string DecodeViaBytes(ITextTokenizer tokenizer, ReadOnlySpan<int> tokens)
+    {
+        var bytes = new List<byte>(tokens.Length * 4);
+        int previous = -1;
+        foreach (int token in tokens)
+        {
+            tokenizer.AppendTokenBytes(token, previous, bytes);
+            previous = token;
+        }
+
+        return System.Text.Encoding.UTF8.GetString(System.Runtime.InteropServices.CollectionsMarshal.AsSpan(bytes));
+    }
+}
+

@@ -326,18 +326,7 @@ public sealed class Llama2cTokenizer : ITextTokenizer
     }
 
     /// <inheritdoc />
-    public string Decode(ReadOnlySpan<int> tokens)
-    {
-        var bytes = new List<byte>(tokens.Length * 4);
-        int previous = -1;
-        foreach (int token in tokens)
-        {
-            AppendTokenBytes(token, previous, bytes);
-            previous = token;
-        }
-
-        return Encoding.UTF8.GetString(System.Runtime.InteropServices.CollectionsMarshal.AsSpan(bytes));
-    }
+    public string Decode(ReadOnlySpan<int> tokens) => TextTokenizerDecoding.DecodeViaBytes(this, tokens);
 
     private void CheckToken(int token)
     {

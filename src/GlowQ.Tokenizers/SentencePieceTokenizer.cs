@@ -270,18 +270,7 @@ public sealed class SentencePieceTokenizer : ITextTokenizer
     }
 
     /// <inheritdoc />
-    public string Decode(ReadOnlySpan<int> tokens)
-    {
-        var bytes = new List<byte>(tokens.Length * 4);
-        int previous = -1;
-        foreach (int token in tokens)
-        {
-            AppendTokenBytes(token, previous, bytes);
-            previous = token;
-        }
-
-        return Encoding.UTF8.GetString(CollectionsMarshal.AsSpan(bytes));
-    }
+    public string Decode(ReadOnlySpan<int> tokens) => TextTokenizerDecoding.DecodeViaBytes(this, tokens);
 
     /// <summary>SentencePiece's Normalizer::Normalize for a model without a character map.</summary>
     private string Normalize(string input)
