@@ -89,8 +89,7 @@ public sealed class TensorView
             part.CopyTo(buffer.AsSpan(0, count));
             TensorPrimitives.ConvertToHalf(buffer.AsSpan(0, count), destination.Slice((int)start, count));
         }
-
-            }
+    }
 
     /// <summary>The tensor's raw bytes (tensors under 2 GiB).</summary>
     public ReadOnlySpan<byte> GetBytes() => _file.GetSpan(Offset, checked((int)ByteLength));
