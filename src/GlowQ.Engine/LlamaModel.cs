@@ -78,12 +78,26 @@ public sealed class LlamaModel : IDisposable
 
     public long KvCacheBytes => _cache.ByteSize;
 
+    /// <summary>The hidden states of <paramref name="tokens"/> before the first layer (row-major [tokens × dim]).</summary>
+    public void Embed(ReadOnlySpan<int> tokens, Span<float> hidden)
+    {
+        for (int t = 0; t < tokens.Length; t++)
+        {
+            if ((uint)tokens[t] >= (uint)_c.VocabSize)
+            {
+                throw new ArgumentOutOfRangeException(nameof(tokens), $"token id {tokens[t]} is outside the vocabulary (0..{_c.VocabSize - 1})");
+            }
+
+            _w.Embedding.CopyRow(tokens[t], hidden.Slice(t * _c.Dim, _c.Dim));
+        }
+    }
+
     /// <summary>
     /// Runs <paramref name="tokens"/> at positions <paramref name="startPosition"/>… (the cache must already hold
     /// every earlier position) and writes logits: for the last token only into a vocab-sized
     /// <paramref name="logits"/>, or, when <paramref name="allPositions"/>, one vocab-sized row per token.
     /// </summary>
-    public void Forward(ReadOnlySpan<int> tokens, int startPosition, Span<float> logits, bool allPositions = false)
+    public void Forward(ReadOnlySpan<int> tokens, int startPosition, Span<float> logits, bool allPositions = false, IActivationObserver? observer = null)
     {
         if (tokens.IsEmpty)
         {
@@ -105,7 +119,7 @@ public sealed class LlamaModel : IDisposable
         {
             int n = Math.Min(_chunk, tokens.Length - done);
             bool lastChunk = done + n == tokens.Length;
-            ForwardChunk(tokens.Slice(done, n), startPosition + done, allPositions ? n : (lastChunk ? 1 : 0));
+            ForwardChunk(tokens.Slice(done, n), startPosition + done, allPositions ? n : (lastChunk ? 1 : 0), observer);
             if (allPositions)
             {
                 _logits.AsSpan(0, n * vocab).CopyTo(logits.Slice(done * vocab));
@@ -118,54 +132,14 @@ public sealed class LlamaModel : IDisposable
     }
 
     /// <summary>One chunk of at most _chunk tokens; logits for its last <paramref name="logitRows"/> tokens land in _logits.</summary>
-    private void ForwardChunk(ReadOnlySpan<int> tokens, int start, int logitRows)
+    private void ForwardChunk(ReadOnlySpan<int> tokens, int start, int logitRows, IActivationObserver? observer)
     {
-        int n = tokens.Length, dim = _c.Dim, qDim = _c.QDim, kvDim = _c.KvDim, hidden = _c.HiddenDim;
+        int n = tokens.Length, dim = _c.Dim;
 
-        // Token embeddings.
-        for (int t = 0; t < n; t++)
-        {
-            int token = tokens[t];
-            if ((uint)token >= (uint)_c.VocabSize)
-            {
-                throw new ArgumentOutOfRangeException(nameof(tokens), $"token id {token} is outside the vocabulary (0..{_c.VocabSize - 1})");
-            }
-
-            _w.Embedding.CopyRow(token, _x.AsSpan(t * dim, dim));
-        }
-
+        Embed(tokens, _x);
         for (int l = 0; l < _c.Layers; l++)
         {
-            LayerWeights layer = _w.Layers[l];
-
-            // Attention block: pre-norm, q/k/v projections, rotary positions, cache, attention, output projection.
-            NormRows(layer.AttentionNorm, n);
-            _matMul.Run(layer.Query, _xNorm, _q, n);
-            _matMul.Run(layer.Key, _xNorm, _k, n);
-            _matMul.Run(layer.Value, _xNorm, _v, n);
-            for (int t = 0; t < n; t++)
-            {
-                _rope.Angles(start + t, _cos, _sin);
-                _rope.Rotate(_q.AsSpan(t * qDim, qDim), _cos, _sin);
-                _rope.Rotate(_k.AsSpan(t * kvDim, kvDim), _cos, _sin);
-                _cache.Store(l, start + t, _k.AsSpan(t * kvDim, kvDim), _v.AsSpan(t * kvDim, kvDim));
-            }
-
-            _attention.Run(_cache, l, _q, _attnOut, start, n);
-            _matMul.Run(layer.Output, _attnOut, _proj, n);
-            TensorPrimitives.Add(_x.AsSpan(0, n * dim), _proj.AsSpan(0, n * dim), _x.AsSpan(0, n * dim));
-
-            // Feed-forward block: pre-norm, SwiGLU(gate, up), down projection, residual.
-            NormRows(layer.FfnNorm, n);
-            _matMul.Run(layer.Gate, _xNorm, _gate, n);
-            _matMul.Run(layer.Up, _xNorm, _up, n);
-            for (int t = 0; t < n; t++)
-            {
-                VectorMath.SwiGlu(_gate.AsSpan(t * hidden, hidden), _up.AsSpan(t * hidden, hidden), _swigluScratch);
-            }
-
-            _matMul.Run(layer.Down, _gate, _proj, n);
-            TensorPrimitives.Add(_x.AsSpan(0, n * dim), _proj.AsSpan(0, n * dim), _x.AsSpan(0, n * dim));
+            DecoderLayer(l, n, start, observer);
         }
 
         if (logitRows == 0)
@@ -174,13 +148,96 @@ public sealed class LlamaModel : IDisposable
         }
 
         // Final norm and output head, only for the rows whose logits are wanted.
-        int first = n - logitRows;
-        for (int t = 0; t < logitRows; t++)
+        Head((n - logitRows) * dim, logitRows);
+    }
+
+    /// <summary>Final norm and output head of the <paramref name="rows"/> rows of _x from <paramref name="offset"/>, into _logits.</summary>
+    private void Head(int offset, int rows)
+    {
+        int dim = _c.Dim;
+        for (int t = 0; t < rows; t++)
         {
-            VectorMath.RmsNorm(_x.AsSpan((first + t) * dim, dim), _w.FinalNorm, _c.NormEps, _xNorm.AsSpan(t * dim, dim));
+            VectorMath.RmsNorm(_x.AsSpan(offset + t * dim, dim), _w.FinalNorm, _c.NormEps, _xNorm.AsSpan(t * dim, dim));
         }
 
-        _matMul.Run(_w.OutputHead, _xNorm, _logits, logitRows);
+        _matMul.Run(_w.OutputHead, _xNorm, _logits, rows);
+    }
+
+    /// <summary>Logits of hidden states after the last layer (row-major [tokens × dim] in, [tokens × vocab] out).</summary>
+    public void OutputLogits(ReadOnlySpan<float> hidden, int tokens, Span<float> logits)
+    {
+        int dim = _c.Dim, vocab = _c.VocabSize;
+        for (int done = 0; done < tokens; done += _chunk)
+        {
+            int n = Math.Min(_chunk, tokens - done);
+            hidden.Slice(done * dim, n * dim).CopyTo(_x);
+            Head(0, n);
+            _logits.AsSpan(0, n * vocab).CopyTo(logits.Slice(done * vocab));
+        }
+    }
+
+    /// <summary>
+    /// Runs only decoder layer <paramref name="layer"/> over one sequence of hidden states (row-major [tokens × dim],
+    /// positions 0..tokens−1, updated in place), reporting each unit's input to <paramref name="observer"/>. Calibration
+    /// uses it to advance stored activations one layer at a time, so memory holds one layer's statistics at most.
+    /// </summary>
+    public void RunLayer(int layer, Span<float> hidden, int tokens, IActivationObserver? observer)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(layer);
+        ArgumentOutOfRangeException.ThrowIfGreaterThanOrEqual(layer, _c.Layers);
+        if (tokens > ContextLength || hidden.Length < tokens * _c.Dim)
+        {
+            throw new ArgumentOutOfRangeException(nameof(tokens), $"{tokens} tokens exceed the context length {ContextLength} or the hidden buffer");
+        }
+
+        int dim = _c.Dim;
+        for (int done = 0; done < tokens; done += _chunk)
+        {
+            int n = Math.Min(_chunk, tokens - done);
+            hidden.Slice(done * dim, n * dim).CopyTo(_x);
+            DecoderLayer(layer, n, done, observer);
+            _x.AsSpan(0, n * dim).CopyTo(hidden.Slice(done * dim, n * dim));
+        }
+    }
+
+    /// <summary>One decoder layer over the n rows of _x at positions start.. (the KV cache holds earlier positions).</summary>
+    private void DecoderLayer(int l, int n, int start, IActivationObserver? observer)
+    {
+        int dim = _c.Dim, qDim = _c.QDim, kvDim = _c.KvDim, hidden = _c.HiddenDim;
+        LayerWeights layer = _w.Layers[l];
+
+        // Attention block: pre-norm, q/k/v projections, rotary positions, cache, attention, output projection.
+        NormRows(layer.AttentionNorm, n);
+        observer?.Observe(l, ActivationSite.AttentionInput, _xNorm.AsSpan(0, n * dim), n);
+        _matMul.Run(layer.Query, _xNorm, _q, n);
+        _matMul.Run(layer.Key, _xNorm, _k, n);
+        _matMul.Run(layer.Value, _xNorm, _v, n);
+        for (int t = 0; t < n; t++)
+        {
+            _rope.Angles(start + t, _cos, _sin);
+            _rope.Rotate(_q.AsSpan(t * qDim, qDim), _cos, _sin);
+            _rope.Rotate(_k.AsSpan(t * kvDim, kvDim), _cos, _sin);
+            _cache.Store(l, start + t, _k.AsSpan(t * kvDim, kvDim), _v.AsSpan(t * kvDim, kvDim));
+        }
+
+        _attention.Run(_cache, l, _q, _attnOut, start, n);
+        observer?.Observe(l, ActivationSite.AttentionOutput, _attnOut.AsSpan(0, n * qDim), n);
+        _matMul.Run(layer.Output, _attnOut, _proj, n);
+        TensorPrimitives.Add(_x.AsSpan(0, n * dim), _proj.AsSpan(0, n * dim), _x.AsSpan(0, n * dim));
+
+        // Feed-forward block: pre-norm, SwiGLU(gate, up), down projection, residual.
+        NormRows(layer.FfnNorm, n);
+        observer?.Observe(l, ActivationSite.FfnInput, _xNorm.AsSpan(0, n * dim), n);
+        _matMul.Run(layer.Gate, _xNorm, _gate, n);
+        _matMul.Run(layer.Up, _xNorm, _up, n);
+        for (int t = 0; t < n; t++)
+        {
+            VectorMath.SwiGlu(_gate.AsSpan(t * hidden, hidden), _up.AsSpan(t * hidden, hidden), _swigluScratch);
+        }
+
+        observer?.Observe(l, ActivationSite.DownInput, _gate.AsSpan(0, n * hidden), n);
+        _matMul.Run(layer.Down, _gate, _proj, n);
+        TensorPrimitives.Add(_x.AsSpan(0, n * dim), _proj.AsSpan(0, n * dim), _x.AsSpan(0, n * dim));
     }
 
     private void NormRows(float[] weight, int n)
