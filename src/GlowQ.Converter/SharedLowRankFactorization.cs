@@ -204,21 +204,18 @@ public sealed class CovarianceWhitening
 
     public long Samples => _count;
 
-    /// <summary>Adds T input vectors (row-major [T × Dim]).</summary>
+    /// <summary>Adds T input vectors (row-major [T × Dim]); only the lower triangle is accumulated.</summary>
     public void Accumulate(ReadOnlySpan<float> inputs, int tokens)
     {
         int d = Dim;
+        Span<double> x = d <= 4096 ? stackalloc double[d] : new double[d];
         for (int t = 0; t < tokens; t++)
         {
-            ReadOnlySpan<float> x = inputs.Slice(t * d, d);
+            System.Numerics.Tensors.TensorPrimitives.ConvertChecked<float, double>(inputs.Slice(t * d, d), x);
             for (int i = 0; i < d; i++)
             {
-                double xi = x[i];
-                Span<double> row = _sum.AsSpan(i * d, d);
-                for (int j = 0; j <= i; j++)
-                {
-                    row[j] += xi * x[j];
-                }
+                Span<double> row = _sum.AsSpan(i * d, i + 1);
+                System.Numerics.Tensors.TensorPrimitives.MultiplyAdd(x[..(i + 1)], x[i], row, row);
             }
         }
 
