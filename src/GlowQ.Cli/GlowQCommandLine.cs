@@ -18,6 +18,8 @@ public static class GlowQCommandLine
         {
             GenerateCommand.Create(stdout, stderr),
             PerplexityCommand.Create(stdout, stderr),
+            InspectCommand.Create(stdout),
+            VerifyCommand.Create(stdout, stderr),
         };
 
         ParseResult parsed = root.Parse(args);

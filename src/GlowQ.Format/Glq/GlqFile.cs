@@ -40,12 +40,18 @@ public sealed class GlqFile : IDisposable
     public GlqTensorInfo? FindTensor(string name) => _byName.GetValueOrDefault(name);
 
     public GlqTensorInfo RequireTensor(string name) =>
-        FindTensor(name) ?? throw new ModelFormatException($"{Name}: tensor '{name}' is missing");
+        FindTensor(name) ?? throw new ModelFormatException($"{Name}: tensor '{OneLine(name)}' is missing");
+
+    // Names asked for may come from metadata strings; keep the message on one line.
+    private static string OneLine(string text) =>
+        string.Concat(text.Select(c => char.IsControl(c) || c is '\u2028' or '\u2029' ? $"\\u{(int)c:x4}" : c.ToString()));
 
     public static GlqFile Open(string path) => MappedFile.OpenAndParse(path, Parse);
 
     /// <summary>The tensor's bytes, zero-copy (tensors under 2 GiB; use <see cref="GetBytes(GlqTensorInfo, long, int)"/> for larger).</summary>
-    public ReadOnlySpan<byte> GetBytes(GlqTensorInfo tensor) => GetBytes(tensor, 0, checked((int)tensor.Length));
+    public ReadOnlySpan<byte> GetBytes(GlqTensorInfo tensor) => tensor.Length <= int.MaxValue
+        ? GetBytes(tensor, 0, (int)tensor.Length)
+        : throw new ArgumentOutOfRangeException(nameof(tensor), $"{tensor.Name}: {tensor.Length} bytes do not fit one span; read it in ranges");
 
     /// <summary>Bytes [start, start+count) of a tensor.</summary>
     public ReadOnlySpan<byte> GetBytes(GlqTensorInfo tensor, long start, int count)

@@ -136,7 +136,7 @@ public sealed class GlqMetadata
             case GlqValueType.I32: b.U32((uint)(int)Convert.ToInt64(v, null)); break;
             case GlqValueType.U64: b.U64(Convert.ToUInt64(v, null)); break;
             case GlqValueType.I64: b.U64((ulong)Convert.ToInt64(v, null)); break;
-            case GlqValueType.F32: b.U32(BitConverter.SingleToUInt32Bits((float)Convert.ToDouble(v, null))); break;
+            case GlqValueType.F32: b.U32(BitConverter.SingleToUInt32Bits(v is float f ? f : (float)Convert.ToDouble(v, null))); break;
             case GlqValueType.F64: b.U64(BitConverter.DoubleToUInt64Bits(Convert.ToDouble(v, null))); break;
             case GlqValueType.Bool: b.U8((bool)v ? (byte)1 : (byte)0); break;
             case GlqValueType.String:
@@ -299,21 +299,22 @@ public sealed class GlqMetadata
             GlqValueType.F32 => new float[n],
             _ => new double[n],
         };
+        // Switch on the element type, not on the array: the CLR lets int[] match `case uint[]` (and sbyte[] byte[],
+        // short[] ushort[], long[] ulong[]). Floats are read as bits so that every NaN payload survives.
         for (int i = 0; i < n; i++)
         {
-            object raw = ReadScalar(ref r, t, key);
-            switch (result)
+            switch (t)
             {
-                case byte[] a: a[i] = (byte)(ulong)raw; break;
-                case sbyte[] a: a[i] = (sbyte)(long)raw; break;
-                case ushort[] a: a[i] = (ushort)(ulong)raw; break;
-                case short[] a: a[i] = (short)(long)raw; break;
-                case uint[] a: a[i] = (uint)(ulong)raw; break;
-                case int[] a: a[i] = (int)(long)raw; break;
-                case ulong[] a: a[i] = (ulong)raw; break;
-                case long[] a: a[i] = (long)raw; break;
-                case float[] a: a[i] = (float)(double)raw; break;
-                case double[] a: a[i] = (double)raw; break;
+                case GlqValueType.U8: ((byte[])result)[i] = r.U8(key); break;
+                case GlqValueType.I8: ((sbyte[])result)[i] = (sbyte)r.U8(key); break;
+                case GlqValueType.U16: ((ushort[])result)[i] = r.U16(key); break;
+                case GlqValueType.I16: ((short[])result)[i] = (short)r.U16(key); break;
+                case GlqValueType.U32: ((uint[])result)[i] = r.U32(key); break;
+                case GlqValueType.I32: ((int[])result)[i] = (int)r.U32(key); break;
+                case GlqValueType.U64: ((ulong[])result)[i] = r.U64(key); break;
+                case GlqValueType.I64: ((long[])result)[i] = (long)r.U64(key); break;
+                case GlqValueType.F32: ((float[])result)[i] = BitConverter.UInt32BitsToSingle(r.U32(key)); break;
+                default: ((double[])result)[i] = BitConverter.UInt64BitsToDouble(r.U64(key)); break;
             }
         }
 

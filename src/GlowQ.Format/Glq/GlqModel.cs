@@ -83,7 +83,10 @@ public sealed class GlqModel
 
     public static string Module(int layer, string suffix) => $"model.layers.{layer}.{suffix}";
 
-    /// <summary>The canonical units of a method: glowq groups input-sharing modules, layerwise has one unit per module.</summary>
+    /// <summary>
+    /// The canonical units of a method: glowq groups input-sharing modules, layerwise has one unit per module. Names are
+    /// lowercase (<c>l0.qkv</c>) because they are part of metadata keys (<c>glowq.unit.l0.qkv.rank</c>), which are lowercase.
+    /// </summary>
     public static IReadOnlyList<GlqUnit> CanonicalUnits(ModelConfig c, string method, int rank)
     {
         var units = new List<GlqUnit>();
@@ -97,17 +100,17 @@ public sealed class GlqModel
             IReadOnlyList<GlqLinear> m = LayerLinears(c, l);
             if (method == "glowq")
             {
-                units.Add(Unit($"L{l}.qkv", m[0], m[1], m[2]));
-                units.Add(Unit($"L{l}.o", m[3]));
-                units.Add(Unit($"L{l}.mlp", m[4], m[5]));
-                units.Add(Unit($"L{l}.down", m[6]));
+                units.Add(Unit($"l{l}.qkv", m[0], m[1], m[2]));
+                units.Add(Unit($"l{l}.o", m[3]));
+                units.Add(Unit($"l{l}.mlp", m[4], m[5]));
+                units.Add(Unit($"l{l}.down", m[6]));
             }
             else
             {
                 string[] shortNames = ["q", "k", "v", "o", "gate", "up", "down"];
                 for (int i = 0; i < m.Count; i++)
                 {
-                    units.Add(Unit($"L{l}.{shortNames[i]}", m[i]));
+                    units.Add(Unit($"l{l}.{shortNames[i]}", m[i]));
                 }
             }
         }
@@ -194,6 +197,11 @@ public sealed class GlqModel
             }
 
             units.Add(new GlqUnit(name, members, rank));
+        }
+
+        if (method == "rtn" && units.Count > 0)
+        {
+            throw Fail($"metadata key 'glowq.method' is 'rtn' (no correction), but glowq.units lists {units.Count} units");
         }
 
         byte[] mask = m.GetArray<byte>("glowq.mask.default", GlqValueType.U8);

@@ -15,8 +15,8 @@ public sealed class GlqWriter : IDisposable
     private readonly string _destination;
     private readonly string _temporary;
     private readonly FileStream _stream;
-    private readonly GlqMetadata _metadata;
     private readonly byte[] _metadataBytes;
+    private readonly uint _metadataCount;
     private readonly GlqTensorSpec[] _specs;
     private readonly ulong[] _offsets;
     private readonly ulong[] _checksums;
@@ -32,7 +32,6 @@ public sealed class GlqWriter : IDisposable
     private GlqWriter(string destination, GlqMetadata metadata, IReadOnlyList<GlqTensorSpec> specs)
     {
         _destination = Path.GetFullPath(destination);
-        _metadata = metadata;
         _specs = [.. specs];
         var names = new HashSet<string>(StringComparer.Ordinal);
         foreach (GlqTensorSpec spec in _specs)
@@ -56,6 +55,7 @@ public sealed class GlqWriter : IDisposable
         }
 
         _metadataBytes = metadata.Encode();
+        _metadataCount = (uint)metadata.Count; // with the bytes: later changes to the caller's metadata must not split them
         _directoryOffset = GlqHeader.Align(GlqHeader.Size + (ulong)_metadataBytes.Length, 8);
         _directoryLength = (ulong)_specs.Sum(s => 2 + s.Name.Length + 2 + 8 * s.Shape.Length + 24);
         _dataOffset = GlqHeader.Align(_directoryOffset + _directoryLength, GlqHeader.PageSize);
@@ -162,7 +162,7 @@ public sealed class GlqWriter : IDisposable
             DataLength = _dataLength,
             FileLength = _dataOffset + _dataLength,
             TensorCount = (uint)_specs.Length,
-            MetadataCount = (uint)_metadata.Count,
+            MetadataCount = _metadataCount,
         };
         header = header with { Checksum = HeaderChecksum(header.Encode(), _metadataBytes, directory) };
 
