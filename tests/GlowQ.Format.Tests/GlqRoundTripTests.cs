@@ -433,8 +433,11 @@ public sealed class GlqRoundTripTests
     [Fact]
     public void Metadata_F32ArrayWithSignallingNaN_IsWrittenBitExact()
     {
-        float signalling = BitConverter.UInt32BitsToSingle(0x7F800001);
-        byte[] encoded = new GlqMetadata().Set("s", GlqValue.Floats([signalling, BitConverter.UInt32BitsToSingle(0xFFBFFFFF)])).Encode();
+        // Built from bytes at run time: the JIT folds float constants through double, which would quiet the NaN
+        // before the code under test ever sees it.
+        float[] values = System.Runtime.InteropServices.MemoryMarshal.Cast<byte, float>(
+            new byte[] { 0x01, 0x00, 0x80, 0x7F, 0xFF, 0xFF, 0xBF, 0xFF }).ToArray();
+        byte[] encoded = new GlqMetadata().Set("s", GlqValue.Floats(values)).Encode();
         Assert.Equal(0x7F800001u, BinaryPrimitives.ReadUInt32LittleEndian(encoded.AsSpan(encoded.Length - 8)));
         Assert.Equal(0xFFBFFFFFu, BinaryPrimitives.ReadUInt32LittleEndian(encoded.AsSpan(encoded.Length - 4)));
         float[] read = GlqMetadata.Decode(encoded, 1, "s").GetArray<float>("s", GlqValueType.F32);

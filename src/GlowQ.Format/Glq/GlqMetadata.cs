@@ -110,10 +110,7 @@ public sealed class GlqMetadata
                 var array = (Array)value.Raw;
                 buffer.U8((byte)value.ElementType!.Value);
                 buffer.U64((ulong)array.Length);
-                foreach (object element in array)
-                {
-                    WriteScalar(buffer, value.ElementType.Value, element);
-                }
+                WriteArray(buffer, value.ElementType.Value, array);
             }
             else
             {
@@ -122,6 +119,36 @@ public sealed class GlqMetadata
         }
 
         return buffer.ToArray();
+    }
+
+    // Typed loops, never boxed elements: floats go out as their exact bits (a boxed float passed through a
+    // float/double conversion loses a signalling NaN's payload in optimised code).
+    private static void WriteArray(LittleEndianWriter b, GlqValueType type, Array array)
+    {
+        switch (array)
+        {
+            case float[] floats when type == GlqValueType.F32:
+                foreach (float f in floats)
+                {
+                    b.U32(BitConverter.SingleToUInt32Bits(f));
+                }
+
+                break;
+            case double[] doubles when type == GlqValueType.F64:
+                foreach (double d in doubles)
+                {
+                    b.U64(BitConverter.DoubleToUInt64Bits(d));
+                }
+
+                break;
+            default:
+                foreach (object element in array)
+                {
+                    WriteScalar(b, type, element);
+                }
+
+                break;
+        }
     }
 
     private static void WriteScalar(LittleEndianWriter b, GlqValueType type, object v)
@@ -136,7 +163,7 @@ public sealed class GlqMetadata
             case GlqValueType.I32: b.U32((uint)(int)Convert.ToInt64(v, null)); break;
             case GlqValueType.U64: b.U64(Convert.ToUInt64(v, null)); break;
             case GlqValueType.I64: b.U64((ulong)Convert.ToInt64(v, null)); break;
-            case GlqValueType.F32: b.U32(BitConverter.SingleToUInt32Bits(v is float f ? f : (float)Convert.ToDouble(v, null))); break;
+            case GlqValueType.F32: b.U32(BitConverter.SingleToUInt32Bits((float)Convert.ToDouble(v, null))); break;
             case GlqValueType.F64: b.U64(BitConverter.DoubleToUInt64Bits(Convert.ToDouble(v, null))); break;
             case GlqValueType.Bool: b.U8((bool)v ? (byte)1 : (byte)0); break;
             case GlqValueType.String:
