@@ -15,8 +15,8 @@ public sealed class GlqWriter : IDisposable
     private readonly string _destination;
     private readonly string _temporary;
     private readonly FileStream _stream;
-    private readonly byte[] _metadataBytes;
-    private readonly uint _metadataCount;
+    private byte[] _metadataBytes;
+    private uint _metadataCount;
     private readonly GlqTensorSpec[] _specs;
     private readonly ulong[] _offsets;
     private readonly ulong[] _checksums;
@@ -141,6 +141,26 @@ public sealed class GlqWriter : IDisposable
                 _writtenInCurrent = 0;
             }
         }
+    }
+
+    /// <summary>
+    /// Replaces the metadata before <see cref="Commit"/>, for values known only after the tensors are produced
+    /// (importance scores, the default mask). The new encoding must have the same length and entry count, which holds
+    /// when only fixed-size values change (numbers, and arrays of the same length).
+    /// </summary>
+    public void ReplaceMetadata(GlqMetadata metadata)
+    {
+        byte[] encoded = metadata.Encode();
+        if (encoded.Length != _metadataBytes.Length || metadata.Count != _metadataCount)
+        {
+            throw new ArgumentException(
+                $"replacement metadata encodes to {encoded.Length} bytes in {metadata.Count} entries; the file reserved {_metadataBytes.Length} bytes in {_metadataCount}");
+        }
+
+        _metadataBytes = encoded;
+        _stream.Position = GlqHeader.Size;
+        _stream.Write(encoded);
+        _stream.Position = _stream.Length;
     }
 
     /// <summary>Writes directory and header, flushes to disk and atomically renames the file into place.</summary>

@@ -1,0 +1,257 @@
+using System.Runtime.InteropServices;
+using GlowQ.Engine;
+using GlowQ.Format;
+using GlowQ.Format.Glq;
+using MathNet.Numerics.LinearAlgebra;
+
+namespace GlowQ.Converter;
+
+/// <summary>Choices of one conversion (formats/glq-v1.md names the metadata each one becomes).</summary>
+public sealed record ConversionOptions
+{
+    /// <summary>glowq (shared B per input-sharing unit), layerwise (one A/B pair per module) or rtn (no correction).</summary>
+    public string Method { get; init; } = "glowq";
+
+    public int GroupSize { get; init; } = 128;
+
+    public int Rank { get; init; } = 64;
+
+    public double Shrinkage { get; init; } = 0.05;
+
+    public ulong Seed { get; init; } = 42;
+
+    /// <summary>Calibration token sequences (unused by rtn).</summary>
+    public IReadOnlyList<int[]> Calibration { get; init; } = [];
+
+    /// <summary>SHA-256 of the calibration text, or "generated".</summary>
+    public string CalibrationSource { get; init; } = "generated";
+
+    /// <summary>Fraction of units whose correction the default mask restores (ranked by <see cref="MaskMetric"/>).</summary>
+    public double RestoreFraction { get; init; } = 1.0;
+
+    public string MaskMetric { get; init; } = "gsvd";
+
+    public string ConverterName { get; init; } = "glowq";
+}
+
+/// <summary>The tokenizer to embed: the original file's bytes and its type (llama2c, sentencepiece, hf-json).</summary>
+public sealed record EmbeddedTokenizer(byte[] File, string Type);
+
+/// <summary>What a conversion produced, per unit, in canonical unit order.</summary>
+public sealed record ConversionReport(IReadOnlyList<GlqUnit> Units, IReadOnlyDictionary<string, float[]> Scores, byte[] Mask, long FileBytes);
+
+/// <summary>
+/// Turns a full-precision checkpoint into a .glq file by the GlowQ method: calibrate layer by layer, quantise every
+/// projection to 4 bits, factorise each unit's whitened error, score the units, and stream tensors into the file
+/// in production order. Only one layer's statistics, errors and factors are alive at a time.
+/// </summary>
+public static class ModelConverter
+{
+    private const string TokenizerTensor = "tokenizer.file";
+
+    public static ConversionReport Convert(ICheckpoint checkpoint, EmbeddedTokenizer tokenizer, string outputPath, ConversionOptions o, IProgress<string>? progress = null)
+    {
+        if (!GlqModel.Methods.Contains(o.Method))
+        {
+            throw new ArgumentException($"--method must be one of {string.Join(", ", GlqModel.Methods)}, got '{o.Method}'");
+        }
+
+        if (o.Method != "rtn" && o.Calibration.Count == 0)
+        {
+            throw new ArgumentException($"method {o.Method} needs calibration sequences");
+        }
+
+        ModelConfig c = checkpoint.Config;
+        LlamaWeights weights = LlamaWeights.Load(checkpoint, WeightStorage.F32);
+        IReadOnlyList<GlqUnit> units = GlqModel.CanonicalUnits(c, o.Method, o.Rank);
+        string[] metrics = [.. ImportanceMetrics.Names];
+        var scores = metrics.ToDictionary(m => m, _ => new float[units.Count], StringComparer.Ordinal);
+        byte[] mask = new byte[units.Count];
+        GlqMetadata metadata = Metadata(c, o, units, scores, mask, tokenizer);
+
+        using var writer = GlqWriter.Create(outputPath, metadata, Specs(c, o, units, tokenizer));
+        writer.WriteTensor(TokenizerTensor, tokenizer.File);
+        WriteHalf(writer, LlamaTensorNames.Embedding, weights.Embedding.F32!);
+        WriteHalf(writer, LlamaTensorNames.FinalNorm, weights.FinalNorm);
+        if (!c.TiedEmbeddings)
+        {
+            WriteHalf(writer, LlamaTensorNames.OutputHead, weights.OutputHead.F32!);
+        }
+
+        int contextLength = Math.Max(1, o.Calibration.Count == 0 ? 1 : o.Calibration.Max(s => s.Length));
+        using var model = new LlamaModel(weights, new InferenceOptions { ContextLength = contextLength });
+        LayerwiseCalibration? calibration = o.Method == "rtn" ? null : new LayerwiseCalibration(model, o.Calibration);
+        int unitIndex = 0;
+        for (int l = 0; l < c.Layers; l++)
+        {
+            progress?.Report($"layer {l + 1}/{c.Layers}");
+            LayerStatistics? stats = calibration?.NextLayer();
+            LayerWeights layer = weights.Layers[l];
+            WriteHalf(writer, LlamaTensorNames.AttentionNorm(l), layer.AttentionNorm);
+            WriteHalf(writer, LlamaTensorNames.FfnNorm(l), layer.FfnNorm);
+            IReadOnlyList<GlqLinear> linears = GlqModel.LayerLinears(c, l);
+            WeightMatrix[] matrices = [layer.Query, layer.Key, layer.Value, layer.Output, layer.Gate, layer.Up, layer.Down];
+            var quantized = new Dictionary<string, (float[] W, float[] Q)>(StringComparer.Ordinal);
+            for (int i = 0; i < linears.Count; i++)
+            {
+                QuantizedMatrix q = RtnQuantizer.Quantize(matrices[i].F32!, linears[i].Rows, linears[i].Cols, o.GroupSize);
+                writer.WriteTensor(linears[i].QWeight, q.Codes);
+                writer.WriteTensor(linears[i].Scales, MemoryMarshal.AsBytes(q.Scales.AsSpan()));
+                writer.WriteTensor(linears[i].Zeros, q.Zeros);
+                if (linears[i].HasBias)
+                {
+                    writer.WriteTensor(linears[i].Bias, MemoryMarshal.AsBytes(matrices[i].Bias.AsSpan()));
+                }
+
+                var dequantized = new float[matrices[i].F32!.Length];
+                q.Dequantize(dequantized);
+                quantized[linears[i].Module] = (matrices[i].F32!, dequantized);
+            }
+
+            for (; unitIndex < units.Count && units[unitIndex].Name.StartsWith($"l{l}.", StringComparison.Ordinal); unitIndex++)
+            {
+                GlqUnit unit = units[unitIndex];
+                GlqLinear[] members = [.. unit.Members.Select(m => linears.First(x => x.Module == m))];
+                float[][] errors = [.. members.Select(m => Subtract(quantized[m.Module].W, quantized[m.Module].Q))];
+                Matrix<double> whitening = stats!.For(Site(members[0])).Whitening(o.Shrinkage);
+                UnitFactors f = SharedLowRankFactorization.Factorize(
+                    errors, [.. members.Select(m => m.Rows)], members[0].Cols, whitening,
+                    new SharedLowRankFactorization.Options(unit.Rank, o.Seed + (ulong)unitIndex));
+                WriteHalf(writer, unit.BName, f.B);
+                for (int i = 0; i < members.Length; i++)
+                {
+                    WriteHalf(writer, unit.AName(members[i].Module), f.A[i]);
+                }
+
+                IReadOnlyDictionary<string, double> unitScores = ImportanceMetrics.Compute(
+                    [.. members.Select(m => quantized[m.Module].W)], [.. members.Select(m => quantized[m.Module].Q)], f, l, c.Layers);
+                foreach (string metric in metrics)
+                {
+                    scores[metric][unitIndex] = (float)unitScores[metric];
+                }
+            }
+        }
+
+        if (units.Count > 0)
+        {
+            ImportanceMetrics.TopFraction(scores[o.MaskMetric], o.RestoreFraction).CopyTo(mask, 0);
+            writer.ReplaceMetadata(Metadata(c, o, units, scores, mask, tokenizer));
+        }
+
+        writer.Commit();
+        return new ConversionReport(units, scores, mask, new FileInfo(outputPath).Length);
+    }
+
+    private static ActivationSite Site(GlqLinear linear) => linear.Module switch
+    {
+        var m when m.EndsWith("o_proj", StringComparison.Ordinal) => ActivationSite.AttentionOutput,
+        var m when m.EndsWith("down_proj", StringComparison.Ordinal) => ActivationSite.DownInput,
+        var m when m.Contains("self_attn", StringComparison.Ordinal) => ActivationSite.AttentionInput,
+        _ => ActivationSite.FfnInput,
+    };
+
+    private static float[] Subtract(float[] a, float[] b)
+    {
+        var e = new float[a.Length];
+        System.Numerics.Tensors.TensorPrimitives.Subtract(a, b, e);
+        return e;
+    }
+
+    private static void WriteHalf(GlqWriter writer, string name, ReadOnlySpan<float> values)
+    {
+        var half = new Half[values.Length];
+        System.Numerics.Tensors.TensorPrimitives.ConvertToHalf(values, half);
+        writer.WriteTensor(name, MemoryMarshal.AsBytes(half.AsSpan()));
+    }
+
+    /// <summary>Tensor specs in the order <see cref="Convert"/> produces them.</summary>
+    private static List<GlqTensorSpec> Specs(ModelConfig c, ConversionOptions o, IReadOnlyList<GlqUnit> units, EmbeddedTokenizer tokenizer)
+    {
+        var specs = new List<GlqTensorSpec>
+        {
+            new(TokenizerTensor, GlqDType.U8, tokenizer.File.Length),
+            new(LlamaTensorNames.Embedding, GlqDType.F16, c.VocabSize, c.Dim),
+            new(LlamaTensorNames.FinalNorm, GlqDType.F16, c.Dim),
+        };
+        if (!c.TiedEmbeddings)
+        {
+            specs.Add(new(LlamaTensorNames.OutputHead, GlqDType.F16, c.VocabSize, c.Dim));
+        }
+
+        int unitIndex = 0;
+        for (int l = 0; l < c.Layers; l++)
+        {
+            specs.Add(new(LlamaTensorNames.AttentionNorm(l), GlqDType.F16, c.Dim));
+            specs.Add(new(LlamaTensorNames.FfnNorm(l), GlqDType.F16, c.Dim));
+            IReadOnlyList<GlqLinear> linears = GlqModel.LayerLinears(c, l);
+            foreach (GlqLinear linear in linears)
+            {
+                int groups = (linear.Cols + o.GroupSize - 1) / o.GroupSize;
+                specs.Add(new(linear.QWeight, GlqDType.U4, linear.Rows, groups * o.GroupSize));
+                specs.Add(new(linear.Scales, GlqDType.F16, linear.Rows, groups));
+                specs.Add(new(linear.Zeros, GlqDType.U4, linear.Rows, groups));
+                if (linear.HasBias)
+                {
+                    specs.Add(new(linear.Bias, GlqDType.F32, linear.Rows));
+                }
+            }
+
+            for (; unitIndex < units.Count && units[unitIndex].Name.StartsWith($"l{l}.", StringComparison.Ordinal); unitIndex++)
+            {
+                GlqUnit unit = units[unitIndex];
+                specs.Add(new(unit.BName, GlqDType.F16, unit.Rank, linears.First(x => x.Module == unit.Members[0]).Cols));
+                foreach (string member in unit.Members)
+                {
+                    specs.Add(new(unit.AName(member), GlqDType.F16, linears.First(x => x.Module == member).Rows, unit.Rank));
+                }
+            }
+        }
+
+        return specs;
+    }
+
+    private static GlqMetadata Metadata(ModelConfig c, ConversionOptions o, IReadOnlyList<GlqUnit> units,
+        IReadOnlyDictionary<string, float[]> scores, byte[] mask, EmbeddedTokenizer tokenizer)
+    {
+        var m = new GlqMetadata();
+        GlqModel.WriteConfig(m, c);
+        m.Set("general.converter", GlqValue.String(o.ConverterName))
+            .Set("quant.bits", GlqValue.U8(4))
+            .Set("quant.group_size", GlqValue.U32((uint)o.GroupSize))
+            .Set("quant.scheme", GlqValue.String("asymmetric"))
+            .Set("quant.scale_dtype", GlqValue.String("f16"))
+            .Set("quant.base", GlqValue.String("rtn"))
+            .Set("quant.head", GlqValue.String("f16"))
+            .Set("glowq.method", GlqValue.String(o.Method))
+            .Set("glowq.rank", GlqValue.U32((uint)o.Rank))
+            .Set("glowq.units", GlqValue.Strings(units.Select(u => u.Name)))
+            .Set("glowq.mask.default", GlqValue.Bytes(mask))
+            .Set("tokenizer.type", GlqValue.String(tokenizer.Type))
+            .Set("tokenizer.file", GlqValue.String(TokenizerTensor))
+            .Set("chat.format", GlqValue.String("plain"));
+        if (units.Count > 0)
+        {
+            m.Set("glowq.metrics", GlqValue.Strings(scores.Keys))
+                .Set("glowq.mask.metric", GlqValue.String(o.MaskMetric))
+                .Set("glowq.mask.fraction", GlqValue.F32((float)o.RestoreFraction))
+                .Set("glowq.calib.source.sha256", GlqValue.String(o.CalibrationSource))
+                .Set("glowq.calib.samples", GlqValue.U32((uint)o.Calibration.Count))
+                .Set("glowq.calib.seq_len", GlqValue.U32((uint)o.Calibration.Max(s => s.Length)))
+                .Set("glowq.calib.seed", GlqValue.U64(o.Seed))
+                .Set("glowq.calib.shrinkage", GlqValue.F32((float)o.Shrinkage))
+                .Set("glowq.calib.mode", GlqValue.String("fp"));
+            foreach ((string metric, float[] values) in scores)
+            {
+                m.Set($"glowq.score.{metric}", GlqValue.Floats(values));
+            }
+
+            foreach (GlqUnit unit in units)
+            {
+                m.Set($"glowq.unit.{unit.Name}.members", GlqValue.Strings(unit.Members))
+                    .Set($"glowq.unit.{unit.Name}.rank", GlqValue.U32((uint)unit.Rank));
+            }
+        }
+
+        return m;
+    }
+}

@@ -1,0 +1,128 @@
+using GlowQ.Engine;
+using GlowQ.Format;
+using GlowQ.Format.Glq;
+using GlowQ.TestSupport;
+using GlowQ.Tokenizers;
+using Xunit.Abstractions;
+
+namespace GlowQ.Converter.Tests;
+
+/// <summary>stories260K converted once per method (group 32, rank 8, 16 generated calibration sequences of 64 tokens).</summary>
+public sealed class Stories260KConversions : IDisposable
+{
+    public Stories260KConversions()
+    {
+        Tokenizer = Llama2cTokenizer.Load(SharedData.Stories260KTokenizer);
+        using ICheckpoint checkpoint = CheckpointExtensions.Open(SharedData.Stories260KBin);
+        using var fp = new LlamaModel(LlamaWeights.Load(checkpoint), new InferenceOptions { Threads = 2 });
+        Calibration = CalibrationData.Generate(fp, 1, 16, 64, seed: 5);
+        var tokenizer = new EmbeddedTokenizer(File.ReadAllBytes(SharedData.Stories260KTokenizer), "llama2c");
+        foreach (string method in GlqModel.Methods)
+        {
+            string path = Directory.File($"{method}.glq");
+            ModelConverter.Convert(checkpoint, tokenizer, path, Options(method));
+            Paths[method] = path;
+        }
+
+        Windows = Perplexity.PerLineWindows(Tokenizer, File.ReadAllText(SharedData.TinyStoriesSample), 512);
+    }
+
+    public ConversionOptions Options(string method) => new() { Method = method, GroupSize = 32, Rank = 8, Seed = 3, Calibration = Calibration };
+
+    public TempDirectory Directory { get; } = new();
+
+    public Llama2cTokenizer Tokenizer { get; }
+
+    public List<int[]> Calibration { get; }
+
+    public Dictionary<string, string> Paths { get; } = [];
+
+    public List<int[]> Windows { get; }
+
+    public double Ppl(LlamaWeights weights)
+    {
+        using var model = new LlamaModel(weights, new InferenceOptions { ContextLength = 512, Threads = 2 });
+        return Perplexity.Evaluate(model, Windows).Perplexity;
+    }
+
+    public double Ppl(string method, byte[]? mask = null)
+    {
+        using GlqFile file = GlqFile.Open(Paths[method]);
+        return Ppl(SimulatedQuantizedModel.Load(file, mask));
+    }
+
+    public void Dispose() => Directory.Dispose();
+}
+
+public sealed class Stories260KConversionTests(Stories260KConversions c, ITestOutputHelper output) : IClassFixture<Stories260KConversions>
+{
+    [Fact]
+    public void EveryMethod_WritesAFileThatVerifies()
+    {
+        foreach ((string method, string path) in c.Paths)
+        {
+            using GlqFile file = GlqFile.Open(path);
+            GlqModel model = GlqModel.Read(file);
+            foreach (GlqTensorInfo t in file.Tensors)
+            {
+                file.VerifyTensor(t);
+            }
+
+            Assert.Equal(method, model.Method);
+            Assert.Equal(method switch { "glowq" => 20, "layerwise" => 35, _ => 0 }, model.Units.Count);
+            Assert.Equal(File.ReadAllBytes(SharedData.Stories260KTokenizer), file.GetBytes(file.RequireTensor(model.TokenizerTensor)).ToArray());
+        }
+    }
+
+    [Fact]
+    public void Perplexity_GlowQAndLayerwiseImproveOnRtn_OnTinyStories()
+    {
+        using ICheckpoint checkpoint = CheckpointExtensions.Open(SharedData.Stories260KBin);
+        double fp = c.Ppl(LlamaWeights.Load(checkpoint));
+        double rtn = c.Ppl("rtn"), glowq = c.Ppl("glowq"), layerwise = c.Ppl("layerwise");
+        output.WriteLine($"per-line TinyStories ppl: fp {fp:F4}, rtn {rtn:F4}, layerwise {layerwise:F4}, glowq {glowq:F4} (g32, r8)");
+        Assert.Equal(5.1747, fp, 3);
+        Assert.True(rtn > fp, $"rtn {rtn} should be worse than fp {fp}");
+        Assert.True(glowq < rtn, $"glowq {glowq} should beat rtn {rtn}");
+        Assert.True(layerwise < rtn, $"layerwise {layerwise} should beat rtn {rtn}");
+    }
+
+    [Fact]
+    public void EmptyMask_RunsThePlainInt4Model_WhichIsTheRtnModel()
+    {
+        using GlqFile glowq = GlqFile.Open(c.Paths["glowq"]);
+        using GlqFile rtn = GlqFile.Open(c.Paths["rtn"]);
+        LlamaWeights none = SimulatedQuantizedModel.Load(glowq, new byte[20]);
+        LlamaWeights plain = SimulatedQuantizedModel.Load(rtn);
+        for (int l = 0; l < none.Layers.Count; l++)
+        {
+            Assert.Equal(plain.Layers[l].Query.F32, none.Layers[l].Query.F32);
+            Assert.Equal(plain.Layers[l].Down.F32, none.Layers[l].Down.F32);
+        }
+    }
+
+    [Fact]
+    public void Conversion_IsDeterministic()
+    {
+        using ICheckpoint checkpoint = CheckpointExtensions.Open(SharedData.Stories260KBin);
+        string again = c.Directory.File("glowq-again.glq");
+        ModelConverter.Convert(checkpoint, new EmbeddedTokenizer(File.ReadAllBytes(SharedData.Stories260KTokenizer), "llama2c"), again, c.Options("glowq"));
+        Assert.Equal(File.ReadAllBytes(c.Paths["glowq"]), File.ReadAllBytes(again));
+    }
+
+    [Fact]
+    public void DefaultMask_RestoresTheRequestedFractionByTheChosenMetric()
+    {
+        using ICheckpoint checkpoint = CheckpointExtensions.Open(SharedData.Stories260KBin);
+        string half = c.Directory.File("glowq-half.glq");
+        ModelConverter.Convert(checkpoint, new EmbeddedTokenizer(File.ReadAllBytes(SharedData.Stories260KTokenizer), "llama2c"), half,
+            c.Options("glowq") with { RestoreFraction = 0.5, MaskMetric = "norm_error" });
+        using GlqFile file = GlqFile.Open(half);
+        GlqModel model = GlqModel.Read(file);
+        Assert.Equal(10, model.DefaultMask.Count(b => b == 1));
+        float[] scores = model.Scores["norm_error"];
+        float lowestRestored = Enumerable.Range(0, 20).Where(i => model.DefaultMask[i] == 1).Min(i => scores[i]);
+        float highestSkipped = Enumerable.Range(0, 20).Where(i => model.DefaultMask[i] == 0).Max(i => scores[i]);
+        Assert.True(lowestRestored >= highestSkipped);
+    }
+}
