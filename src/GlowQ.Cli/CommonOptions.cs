@@ -8,7 +8,7 @@ internal sealed class CommonOptions
 {
     public Option<string> Model { get; } = new("--model", "-m")
     {
-        Description = "Model: an HF checkpoint directory (config.json + safetensors) or a llama2.c .bin file. Default: the bundled stories260K.",
+        Description = "Model: an HF checkpoint directory (config.json + safetensors), a llama2.c .bin file, or a .glq file (run as its simulated int4 model). Default: the bundled stories260K.",
     };
 
     public Option<string?> Tokenizer { get; } = new("--tokenizer")
@@ -46,7 +46,10 @@ internal sealed class CommonOptions
     public LoadedModel Load(ParseResult parse, int contextLength, TextWriter stderr)
     {
         string path = ModelPath(parse);
-        var loaded = ModelLoader.Load(path, parse.GetValue(Tokenizer), new InferenceOptions { ContextLength = contextLength, Threads = ThreadCount(parse) });
+        var options = new InferenceOptions { ContextLength = contextLength, Threads = ThreadCount(parse) };
+        LoadedModel loaded = path.EndsWith(".glq", StringComparison.OrdinalIgnoreCase)
+            ? GlowQ.Converter.GlqEvaluationLoader.Load(path, parse.GetValue(Tokenizer), options)
+            : ModelLoader.Load(path, parse.GetValue(Tokenizer), options);
         if (!parse.GetValue(Quiet))
         {
             var c = loaded.Model.Config;

@@ -100,7 +100,6 @@ internal static class PerplexityCommand
             return common.Load(parse, seqLen, stderr);
         }
 
-        using var probe = GlowQ.Format.CheckpointExtensions.Open(common.ModelPath(parse));
-        return common.Load(parse, probe.Config.MaxSequenceLength, stderr);
+        return common.Load(parse, GlowQ.Converter.GlqEvaluationLoader.ConfigOf(common.ModelPath(parse)).MaxSequenceLength, stderr);
     }
 }

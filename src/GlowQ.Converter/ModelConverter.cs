@@ -49,7 +49,9 @@ public static class ModelConverter
 {
     private const string TokenizerTensor = "tokenizer.file";
 
-    public static ConversionReport Convert(ICheckpoint checkpoint, EmbeddedTokenizer tokenizer, string outputPath, ConversionOptions o, IProgress<string>? progress = null)
+    public static ConversionReport Convert(
+        ICheckpoint checkpoint, EmbeddedTokenizer tokenizer, string outputPath, ConversionOptions o,
+        IProgress<string>? progress = null, CancellationToken cancellation = default)
     {
         if (!GlqModel.Methods.Contains(o.Method))
         {
@@ -84,6 +86,8 @@ public static class ModelConverter
         int unitIndex = 0;
         for (int l = 0; l < c.Layers; l++)
         {
+            // Cancelling disposes the writer uncommitted, which deletes the temporary file: no partial output.
+            cancellation.ThrowIfCancellationRequested();
             progress?.Report($"layer {l + 1}/{c.Layers}");
             LayerStatistics? stats = calibration?.NextLayer();
             LayerWeights layer = weights.Layers[l];

@@ -121,3 +121,31 @@ public static class SimulatedQuantizedModel
         return result;
     }
 }
+
+/// <summary>Opens a .glq file for evaluation through the simulated quantised model, with its embedded tokenizer.</summary>
+public static class GlqEvaluationLoader
+{
+    public static LoadedModel Load(string path, string? tokenizerPath, InferenceOptions options, byte[]? mask = null)
+    {
+        using GlqFile file = GlqFile.Open(path);
+        GlqModel model = GlqModel.Read(file);
+        LlamaWeights weights = SimulatedQuantizedModel.Load(file, mask);
+        Tokenizers.ITextTokenizer tokenizer = tokenizerPath is not null
+            ? Tokenizers.TokenizerLoader.Load(tokenizerPath)
+            : EmbeddedTokenizers.Load(model.TokenizerType, file.GetBytes(file.RequireTensor(model.TokenizerTensor)).ToArray(), file.Name);
+        return new LoadedModel(new LlamaModel(weights, options), tokenizer, $".glq {model.Method}, simulated int4");
+    }
+
+    /// <summary>The model's configuration, from a .glq file or a full-precision checkpoint.</summary>
+    public static ModelConfig ConfigOf(string path)
+    {
+        if (path.EndsWith(".glq", StringComparison.OrdinalIgnoreCase))
+        {
+            using GlqFile file = GlqFile.Open(path);
+            return GlqModel.Read(file).Config;
+        }
+
+        using ICheckpoint checkpoint = CheckpointExtensions.Open(path);
+        return checkpoint.Config;
+    }
+}

@@ -37,26 +37,51 @@ public static class ModelLoader
         return new LoadedModel(new LlamaModel(weights, options), tokenizer, checkpoint.FormatName);
     }
 
-    private static ITextTokenizer LoadTokenizer(ICheckpoint checkpoint, string? tokenizerPath)
+    private static ITextTokenizer LoadTokenizer(ICheckpoint checkpoint, string? tokenizerPath) =>
+        TokenizerLoader.Load(ResolveTokenizerPath(checkpoint.SourcePath, tokenizerPath));
+
+    /// <summary>
+    /// The tokenizer file that belongs to a checkpoint: <paramref name="tokenizerPath"/> when given (a file, or a
+    /// directory searched like a checkpoint directory); else in an HF directory tokenizer.json, tokenizer.model or
+    /// tokenizer.bin (the first that this product reads); else (llama2.c) tokenizer.bin or tok*.bin beside the file.
+    /// </summary>
+    public static string ResolveTokenizerPath(string checkpointPath, string? tokenizerPath)
     {
-        if (tokenizerPath is not null)
+        if (tokenizerPath is not null && !Directory.Exists(tokenizerPath))
         {
-            return TokenizerLoader.Load(tokenizerPath);
+            return File.Exists(tokenizerPath) ? tokenizerPath : throw new FileNotFoundException($"{tokenizerPath}: tokenizer file not found", tokenizerPath);
         }
 
-        string source = checkpoint.SourcePath;
-        if (Directory.Exists(source))
+        string? directory = tokenizerPath ?? (Directory.Exists(checkpointPath) ? checkpointPath : null);
+        if (directory is not null)
         {
-            bool hasTokenizer = File.Exists(Path.Combine(source, "tokenizer.json"))
-                                || File.Exists(Path.Combine(source, "tokenizer.model"))
-                                || File.Exists(Path.Combine(source, "tokenizer.bin"));
-            return hasTokenizer
-                ? TokenizerLoader.Load(source)
-                : throw new FileNotFoundException($"{source}: no tokenizer.json, tokenizer.model or tokenizer.bin in the checkpoint directory; pass --tokenizer PATH");
+            foreach (string name in (string[])["tokenizer.json", "tokenizer.model", "tokenizer.bin"])
+            {
+                string candidate = Path.Combine(directory, name);
+                if (File.Exists(candidate) && IsReadable(candidate))
+                {
+                    return candidate;
+                }
+            }
+
+            throw new FileNotFoundException($"{directory}: no tokenizer.json, tokenizer.model or tokenizer.bin this product reads; pass --tokenizer PATH");
         }
 
-        return TokenizerLoader.FindBesideCheckpoint(source) is { } beside
-            ? TokenizerLoader.Load(beside)
-            : throw new FileNotFoundException($"{source}: no tokenizer.bin or tok*.bin beside the checkpoint; pass --tokenizer PATH");
+        return TokenizerLoader.FindBesideCheckpoint(checkpointPath)
+            ?? throw new FileNotFoundException($"{checkpointPath}: no tokenizer.bin or tok*.bin beside the checkpoint; pass --tokenizer PATH");
+    }
+
+    // A tokenizer.json in SentencePiece style (Metaspace) is a variant this product leaves to tokenizer.model.
+    private static bool IsReadable(string path)
+    {
+        try
+        {
+            TokenizerLoader.Load(path);
+            return true;
+        }
+        catch (TokenizerFormatException e) when (e.IsUnsupportedVariant)
+        {
+            return false;
+        }
     }
 }
