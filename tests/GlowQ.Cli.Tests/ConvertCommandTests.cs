@@ -53,6 +53,20 @@ public sealed class ConvertCommandTests
     }
 
     [Fact]
+    public void Synth_WritesACheckpointThatGenerateAndConvertAccept()
+    {
+        using var dir = new TempDirectory();
+        string model = Path.Combine(dir.Path, "tiny");
+        CliRun synth = CliRun.Of("synth", "--shape", "tiny", "-o", model, "--seed", "5");
+        Assert.Equal(0, synth.ExitCode);
+        Assert.Contains("tiny shape", synth.Stdout);
+        Assert.Contains("layer 2/2", synth.Stderr);
+        Assert.Equal(0, CliRun.Of("generate", "-m", model, "-p", "hello", "-n", "5", "--temperature", "0", "-q").ExitCode);
+        Assert.Equal(0, CliRun.Of("convert", "-m", model, "-o", dir.File("t.glq"), "--method", "rtn", "-q").ExitCode);
+        Assert.Equal(2, CliRun.Of("synth", "--shape", "gpt-9", "-o", model).ExitCode);
+    }
+
+    [Fact]
     public void GroupSizeNotAMultipleOf8_IsRefused()
     {
         using var dir = new TempDirectory();
