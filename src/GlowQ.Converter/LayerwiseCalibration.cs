@@ -23,41 +23,75 @@ public sealed record LayerStatistics(int Layer, CovarianceWhitening Attention, C
 /// </summary>
 public sealed class LayerwiseCalibration : IActivationObserver
 {
-    private readonly LlamaModel _model;
+    private readonly ModelConfig _config;
+    private readonly LlamaModel? _model;
     private readonly IReadOnlyList<int[]> _sequences;
     private readonly float[][] _hidden;
     private LayerStatistics? _current;
 
+    /// <summary>Calibrates a model held whole in memory (small models, tests).</summary>
     public LayerwiseCalibration(LlamaModel model, IReadOnlyList<int[]> sequences)
+        : this(model.Config, sequences, model.ContextLength, (tokens, hidden) => model.Embed(tokens, hidden))
     {
         _model = model;
+    }
+
+    /// <summary>
+    /// Calibrates a model whose layers are loaded one at a time: only the embedding table is needed up front, and
+    /// each layer arrives as a single-layer model (<see cref="LlamaWeights.SingleLayer"/>) in <see cref="NextLayer(LlamaModel)"/>.
+    /// </summary>
+    public LayerwiseCalibration(ModelConfig config, IReadOnlyList<int[]> sequences, WeightMatrix embedding)
+        : this(config, sequences, int.MaxValue, (tokens, hidden) =>
+        {
+            for (int t = 0; t < tokens.Length; t++)
+            {
+                embedding.CopyRow(tokens[t], hidden.Slice(t * config.Dim, config.Dim));
+            }
+        })
+    {
+    }
+
+    private LayerwiseCalibration(ModelConfig config, IReadOnlyList<int[]> sequences, int contextLength, Embedder embed)
+    {
+        _config = config;
         _sequences = sequences;
-        ModelConfig c = model.Config;
         _hidden = new float[sequences.Count][];
         for (int s = 0; s < sequences.Count; s++)
         {
-            if (sequences[s].Length == 0 || sequences[s].Length > model.ContextLength)
+            int[] tokens = sequences[s];
+            if (tokens.Length == 0 || tokens.Length > contextLength || tokens.Any(t => (uint)t >= (uint)config.VocabSize))
             {
-                throw new ArgumentException($"calibration sequence {s} has {sequences[s].Length} tokens; expected 1..{model.ContextLength}");
+                throw new ArgumentException($"calibration sequence {s} has {tokens.Length} tokens (expected 1..{Math.Min(contextLength, int.MaxValue)}) or ids outside the vocabulary");
             }
 
-            _hidden[s] = new float[sequences[s].Length * c.Dim];
-            model.Embed(sequences[s], _hidden[s]);
+            _hidden[s] = new float[tokens.Length * config.Dim];
+            embed(tokens, _hidden[s]);
         }
     }
 
-    /// <summary>The layer <see cref="NextLayer"/> will process next.</summary>
+    private delegate void Embedder(ReadOnlySpan<int> tokens, Span<float> hidden);
+
+    /// <summary>The layer <see cref="NextLayer()"/> will process next.</summary>
     public int Layer { get; private set; }
 
     public long Tokens => _sequences.Sum(s => (long)s.Length);
 
+    /// <summary>The longest calibration sequence (the context a layer model needs).</summary>
+    public int LongestSequence => _sequences.Max(s => s.Length);
+
     /// <summary>Bytes of stored activations (the dominant memory of calibration).</summary>
     public long ActivationBytes => _hidden.Sum(h => (long)h.Length * sizeof(float));
 
-    /// <summary>Runs the next layer over every sequence and returns its statistics.</summary>
-    public LayerStatistics NextLayer()
+    /// <summary>Runs the next layer of the whole model given at construction.</summary>
+    public LayerStatistics NextLayer() =>
+        Advance(_model ?? throw new InvalidOperationException("this calibration was built from an embedding table; pass each layer's model"), Layer);
+
+    /// <summary>Runs the next layer, given as a single-layer model, over every sequence and returns its statistics.</summary>
+    public LayerStatistics NextLayer(LlamaModel layerModel) => Advance(layerModel, 0);
+
+    private LayerStatistics Advance(LlamaModel model, int layerInModel)
     {
-        ModelConfig c = _model.Config;
+        ModelConfig c = _config;
         if (Layer >= c.Layers)
         {
             throw new InvalidOperationException("every layer has been calibrated");
@@ -66,7 +100,7 @@ public sealed class LayerwiseCalibration : IActivationObserver
         _current = new LayerStatistics(Layer, new(c.Dim), new(c.QDim), new(c.Dim), new(c.HiddenDim));
         for (int s = 0; s < _sequences.Count; s++)
         {
-            _model.RunLayer(Layer, _hidden[s], _sequences[s].Length, this);
+            model.RunLayer(layerInModel, _hidden[s], _sequences[s].Length, this);
         }
 
         LayerStatistics done = _current;

@@ -64,7 +64,6 @@ public static class ModelConverter
         }
 
         ModelConfig c = checkpoint.Config;
-        LlamaWeights weights = LlamaWeights.Load(checkpoint, WeightStorage.F32);
         IReadOnlyList<GlqUnit> units = GlqModel.CanonicalUnits(c, o.Method, o.Rank);
         string[] metrics = [.. ImportanceMetrics.Names];
         var scores = metrics.ToDictionary(m => m, _ => new float[units.Count], StringComparer.Ordinal);
@@ -73,24 +72,34 @@ public static class ModelConverter
 
         using var writer = GlqWriter.Create(outputPath, metadata, Specs(c, o, units, tokenizer));
         writer.WriteTensor(TokenizerTensor, tokenizer.File);
-        WriteHalf(writer, LlamaTensorNames.Embedding, weights.Embedding.F32!);
-        WriteHalf(writer, LlamaTensorNames.FinalNorm, weights.FinalNorm);
+        float[] embedding = ReadFloats(checkpoint, LlamaTensorNames.Embedding, c.VocabSize, c.Dim);
+        WriteHalf(writer, LlamaTensorNames.Embedding, embedding);
+        WriteHalf(writer, LlamaTensorNames.FinalNorm, ReadFloats(checkpoint, LlamaTensorNames.FinalNorm, c.Dim));
         if (!c.TiedEmbeddings)
         {
-            WriteHalf(writer, LlamaTensorNames.OutputHead, weights.OutputHead.F32!);
+            WriteHalf(writer, LlamaTensorNames.OutputHead, ReadFloats(checkpoint, LlamaTensorNames.OutputHead, c.VocabSize, c.Dim));
         }
 
-        int contextLength = Math.Max(1, o.Calibration.Count == 0 ? 1 : o.Calibration.Max(s => s.Length));
-        using var model = new LlamaModel(weights, new InferenceOptions { ContextLength = contextLength });
-        LayerwiseCalibration? calibration = o.Method == "rtn" ? null : new LayerwiseCalibration(model, o.Calibration);
+        // Only the embedding table and one layer's weights are in memory at a time; calibration advances stored
+        // activations through a single-layer model of the current layer.
+        LayerwiseCalibration? calibration = o.Method == "rtn"
+            ? null
+            : new LayerwiseCalibration(c, o.Calibration, WeightMatrix.FromSingle(c.VocabSize, c.Dim, embedding));
+        embedding = [];
         int unitIndex = 0;
         for (int l = 0; l < c.Layers; l++)
         {
             // Cancelling disposes the writer uncommitted, which deletes the temporary file: no partial output.
             cancellation.ThrowIfCancellationRequested();
             progress?.Report($"layer {l + 1}/{c.Layers}");
-            LayerStatistics? stats = calibration?.NextLayer();
-            LayerWeights layer = weights.Layers[l];
+            LayerWeights layer = LlamaWeights.LoadLayer(checkpoint, l, WeightStorage.F32);
+            LayerStatistics? stats = null;
+            if (calibration is not null)
+            {
+                using var layerModel = new LlamaModel(LlamaWeights.SingleLayer(c, layer), new InferenceOptions { ContextLength = calibration.LongestSequence });
+                stats = calibration.NextLayer(layerModel);
+            }
+
             WriteHalf(writer, LlamaTensorNames.AttentionNorm(l), layer.AttentionNorm);
             WriteHalf(writer, LlamaTensorNames.FfnNorm(l), layer.FfnNorm);
             IReadOnlyList<GlqLinear> linears = GlqModel.LayerLinears(c, l);
@@ -144,6 +153,14 @@ public static class ModelConverter
 
         writer.Commit();
         return new ConversionReport(units, scores, mask, new FileInfo(outputPath).Length);
+    }
+
+    private static float[] ReadFloats(ICheckpoint checkpoint, string name, params long[] shape)
+    {
+        TensorView t = checkpoint.RequireTensor(name, shape);
+        var values = new float[t.ElementCount];
+        t.CopyTo(values);
+        return values;
     }
 
     private static ActivationSite Site(GlqLinear linear) => linear.Module switch

@@ -51,17 +51,47 @@ public sealed class LlamaWeights
         + Layers.Sum(l => l.Query.ByteSize + l.Key.ByteSize + l.Value.ByteSize + l.Output.ByteSize
                           + l.Gate.ByteSize + l.Up.ByteSize + l.Down.ByteSize + (l.AttentionNorm.Length + l.FfnNorm.Length) * 4L);
 
+    /// <summary>
+    /// A model of one decoder layer (no vocabulary: a 1-row dummy embedding), for running that layer alone over stored
+    /// hidden states with <see cref="LlamaModel.RunLayer"/> while the rest of the model stays on disk.
+    /// </summary>
+    public static LlamaWeights SingleLayer(ModelConfig config, LayerWeights layer)
+    {
+        ModelConfig one = config with { Layers = 1, VocabSize = 1, TiedEmbeddings = true };
+        var embedding = WeightMatrix.FromSingle(1, config.Dim, new float[config.Dim]);
+        return new LlamaWeights(one, embedding, [layer], [.. Enumerable.Repeat(1f, config.Dim)], embedding);
+    }
+
+    /// <summary>Layer <paramref name="l"/>'s weights alone, read from the checkpoint (fp32 or fp16 as <paramref name="storage"/> says).</summary>
+    public static LayerWeights LoadLayer(ICheckpoint checkpoint, int l, WeightStorage storage = WeightStorage.F32) =>
+        new Loader(checkpoint, storage).Layer(l);
+
     public static LlamaWeights Load(ICheckpoint checkpoint, WeightStorage storage = WeightStorage.Auto)
     {
+        var loader = new Loader(checkpoint, storage);
         ModelConfig c = checkpoint.Config;
-        bool half = storage == WeightStorage.F16
-                    || (storage == WeightStorage.Auto && checkpoint.FindTensor(LlamaTensorNames.Query(0))?.DType == TensorDType.F16);
+        var layers = new LayerWeights[c.Layers];
+        for (int l = 0; l < c.Layers; l++)
+        {
+            layers[l] = loader.Layer(l);
+        }
 
-        WeightMatrix Matrix(string name, int rows, int cols, bool bias = false)
+        WeightMatrix embedding = loader.Matrix(LlamaTensorNames.Embedding, c.VocabSize, c.Dim);
+        WeightMatrix head = c.TiedEmbeddings ? embedding : loader.Matrix(LlamaTensorNames.OutputHead, c.VocabSize, c.Dim);
+        return new LlamaWeights(c, embedding, layers, loader.Vector(LlamaTensorNames.FinalNorm, c.Dim), head);
+    }
+
+    /// <summary>Reads tensors with their shapes checked against the config.</summary>
+    private sealed class Loader(ICheckpoint checkpoint, WeightStorage storage)
+    {
+        private readonly bool _half = storage == WeightStorage.F16
+            || (storage == WeightStorage.Auto && checkpoint.FindTensor(LlamaTensorNames.Query(0))?.DType == TensorDType.F16);
+
+        public WeightMatrix Matrix(string name, int rows, int cols, bool bias = false)
         {
             TensorView t = checkpoint.RequireTensor(name, rows, cols);
             float[]? b = bias ? Vector(LlamaTensorNames.Bias(name), rows) : null;
-            if (half)
+            if (_half)
             {
                 var data = new Half[(long)rows * cols];
                 t.CopyTo(data);
@@ -73,17 +103,17 @@ public sealed class LlamaWeights
             return WeightMatrix.FromSingle(rows, cols, f, b);
         }
 
-        float[] Vector(string name, int length)
+        public float[] Vector(string name, int length)
         {
             var v = new float[length];
             checkpoint.RequireTensor(name, length).CopyTo(v);
             return v;
         }
 
-        var layers = new LayerWeights[c.Layers];
-        for (int l = 0; l < c.Layers; l++)
+        public LayerWeights Layer(int l)
         {
-            layers[l] = new LayerWeights(
+            ModelConfig c = checkpoint.Config;
+            return new LayerWeights(
                 Vector(LlamaTensorNames.AttentionNorm(l), c.Dim),
                 Matrix(LlamaTensorNames.Query(l), c.QDim, c.Dim, c.QkvBias),
                 Matrix(LlamaTensorNames.Key(l), c.KvDim, c.Dim, c.QkvBias),
@@ -94,9 +124,5 @@ public sealed class LlamaWeights
                 Matrix(LlamaTensorNames.Up(l), c.HiddenDim, c.Dim),
                 Matrix(LlamaTensorNames.Down(l), c.Dim, c.HiddenDim));
         }
-
-        WeightMatrix embedding = Matrix(LlamaTensorNames.Embedding, c.VocabSize, c.Dim);
-        WeightMatrix head = c.TiedEmbeddings ? embedding : Matrix(LlamaTensorNames.OutputHead, c.VocabSize, c.Dim);
-        return new LlamaWeights(c, embedding, layers, Vector(LlamaTensorNames.FinalNorm, c.Dim), head);
     }
 }
