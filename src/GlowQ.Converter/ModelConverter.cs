@@ -143,6 +143,10 @@ public static class ModelConverter
                     scores[metric][unitIndex] = (float)unitScores[metric];
                 }
             }
+
+            // A layer's weights, errors and factors are large-object-heap garbage now. Collecting here keeps the peak at
+            // one layer instead of however many layers the GC's allocation budget lets pile up.
+            GC.Collect(GC.MaxGeneration, GCCollectionMode.Forced, blocking: true, compacting: true);
         }
 
         if (units.Count > 0)
