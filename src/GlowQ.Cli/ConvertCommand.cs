@@ -105,13 +105,22 @@ internal static class ConvertCommand
                 calibration = CalibrationData.Generate(fp, checkpoint.Config.BosTokenId ?? 1, n, seqLen, parse.GetValue(seed));
             }
 
+            // Ctrl+C and SIGTERM both cancel: the writer is then disposed uncommitted and its temporary file deleted.
+            // Cancellation is checked between layers, so it takes effect when the current layer is done.
             using var cancel = new CancellationTokenSource();
             ConsoleCancelEventHandler onCancel = (_, e) =>
             {
                 e.Cancel = true;
                 cancel.Cancel();
+                stderr.WriteLine("glowq convert: cancelling after the current layer; no output will be written");
             };
             Console.CancelKeyPress += onCancel;
+            using var onTerminate = System.Runtime.InteropServices.PosixSignalRegistration.Create(
+                System.Runtime.InteropServices.PosixSignal.SIGTERM, context =>
+                {
+                    context.Cancel = true;
+                    cancel.Cancel();
+                });
             try
             {
                 var clock = System.Diagnostics.Stopwatch.StartNew();
