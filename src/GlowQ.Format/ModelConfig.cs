@@ -59,14 +59,19 @@ public sealed record ModelConfig
 
     public int KvDim => KvHeads * HeadDim;
 
-    /// <summary>Throws ArgumentException naming the first inconsistent field.</summary>
-    public void Validate(string source)
+    /// <summary>
+    /// Throws ModelFormatException naming the first inconsistent field. Fields are named as in HF config.json unless
+    /// <paramref name="fieldName"/> maps them to the source's own names (e.g. .glq metadata keys).
+    /// </summary>
+    public void Validate(string source, Func<string, string>? fieldName = null)
     {
+        fieldName ??= name => name;
+
         void Positive(int value, string field)
         {
             if (value <= 0)
             {
-                throw ModelFormatException.For(source, $"{field} must be positive, found {value}");
+                throw ModelFormatException.For(source, $"{fieldName(field)} must be positive, found {value}");
             }
         }
 
@@ -80,17 +85,17 @@ public sealed record ModelConfig
         Positive(MaxSequenceLength, "max_position_embeddings");
         if (Heads % KvHeads != 0)
         {
-            throw ModelFormatException.For(source, $"num_attention_heads ({Heads}) is not a multiple of num_key_value_heads ({KvHeads})");
+            throw ModelFormatException.For(source, $"{fieldName("num_attention_heads")} ({Heads}) is not a multiple of {fieldName("num_key_value_heads")} ({KvHeads})");
         }
 
         if (HeadDim % 2 != 0)
         {
-            throw ModelFormatException.For(source, $"head_dim must be even for rotary embeddings, found {HeadDim}");
+            throw ModelFormatException.For(source, $"{fieldName("head_dim")} must be even for rotary embeddings, found {HeadDim}");
         }
 
         if (!(NormEps > 0) || !(RopeTheta > 0))
         {
-            throw ModelFormatException.For(source, $"rms_norm_eps ({NormEps}) and rope_theta ({RopeTheta}) must be positive");
+            throw ModelFormatException.For(source, $"{fieldName("rms_norm_eps")} ({NormEps}) and {fieldName("rope_theta")} ({RopeTheta}) must be positive");
         }
     }
 }

@@ -333,4 +333,12 @@ public sealed class GlqModelTests
     {
         Assert.Contains("tensor 'tokenizer.model' is missing", Refusal(Tiny().SetKey("tokenizer.file", GlqValue.String("tokenizer.model"))));
     }
+
+    [Fact]
+    public void InconsistentHyperParameters_AreNamedByTheirGlqKeys()
+    {
+        string message = Refusal(Tiny().SetKey("model.kv_heads", GlqValue.U32(3)));
+        Assert.Contains("model.heads (4) is not a multiple of model.kv_heads (3)", message);
+        Assert.DoesNotContain("num_key_value_heads", message);
+    }
 }

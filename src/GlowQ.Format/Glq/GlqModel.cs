@@ -338,7 +338,7 @@ public sealed class GlqModel
             BosTokenId = bos >= 0 ? bos : null,
             EosTokenIds = m.FindArray<int>("model.eos_ids", GlqValueType.I32) ?? [],
         };
-        config.Validate(source);
+        config.Validate(source, GlqFieldName);
         if (config.Layers > 4096 || (long)config.Dim * config.VocabSize > 1L << 40)
         {
             throw new ModelFormatException($"{source}: model dimensions are absurd (layers {config.Layers}, dim {config.Dim}, vocab {config.VocabSize})");
@@ -346,6 +346,22 @@ public sealed class GlqModel
 
         return config;
     }
+
+    // ModelConfig.Validate names HF config.json fields; in a .glq file the same values live under these keys.
+    private static string GlqFieldName(string hfField) => hfField switch
+    {
+        "hidden_size" => "model.dim",
+        "intermediate_size" => "model.hidden_dim",
+        "num_hidden_layers" => "model.layers",
+        "num_attention_heads" => "model.heads",
+        "num_key_value_heads" => "model.kv_heads",
+        "head_dim" => "model.head_dim",
+        "vocab_size" => "model.vocab_size",
+        "max_position_embeddings" => "model.max_seq_len",
+        "rms_norm_eps" => "model.norm_eps",
+        "rope_theta" => "model.rope.theta",
+        _ => hfField,
+    };
 
     /// <summary>The model.* keys describing <paramref name="c"/> (the converter adds quant.*, glowq.*, tokenizer.*, chat.*).</summary>
     public static void WriteConfig(GlqMetadata m, ModelConfig c)
