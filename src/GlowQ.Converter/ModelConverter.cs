@@ -86,7 +86,6 @@ public static class ModelConverter
             ? null
             : new LayerwiseCalibration(c, o.Calibration, WeightMatrix.FromSingle(c.VocabSize, c.Dim, embedding));
         embedding = [];
-        int unitIndex = 0;
         for (int l = 0; l < c.Layers; l++)
         {
             // Cancelling disposes the writer uncommitted, which deletes the temporary file: no partial output.
@@ -121,10 +120,11 @@ public static class ModelConverter
                 quantized[linears[i].Module] = (matrices[i].F32!, dequantized);
             }
 
-            for (; unitIndex < units.Count && units[unitIndex].Name.StartsWith($"l{l}.", StringComparison.Ordinal); unitIndex++)
+            Dictionary<string, GlqLinear> byModule = linears.ToDictionary(x => x.Module, StringComparer.Ordinal);
+            foreach (int unitIndex in GlqModel.UnitsOfLayer(units, l))
             {
                 GlqUnit unit = units[unitIndex];
-                GlqLinear[] members = [.. unit.Members.Select(m => linears.First(x => x.Module == m))];
+                GlqLinear[] members = [.. unit.Members.Select(m => byModule[m])];
                 float[][] errors = [.. members.Select(m => Subtract(quantized[m.Module].W, quantized[m.Module].Q))];
                 Matrix<double> whitening = stats!.For(Site(members[0])).Whitening(o.Shrinkage);
                 UnitFactors f = SharedLowRankFactorization.Factorize(
@@ -203,7 +203,6 @@ public static class ModelConverter
             specs.Add(new(LlamaTensorNames.OutputHead, GlqDType.F16, c.VocabSize, c.Dim));
         }
 
-        int unitIndex = 0;
         for (int l = 0; l < c.Layers; l++)
         {
             specs.Add(new(LlamaTensorNames.AttentionNorm(l), GlqDType.F16, c.Dim));
@@ -211,7 +210,7 @@ public static class ModelConverter
             IReadOnlyList<GlqLinear> linears = GlqModel.LayerLinears(c, l);
             foreach (GlqLinear linear in linears)
             {
-                int groups = (linear.Cols + o.GroupSize - 1) / o.GroupSize;
+                int groups = linear.Groups(o.GroupSize);
                 specs.Add(new(linear.QWeight, GlqDType.U4, linear.Rows, groups * o.GroupSize));
                 specs.Add(new(linear.Scales, GlqDType.F16, linear.Rows, groups));
                 specs.Add(new(linear.Zeros, GlqDType.U4, linear.Rows, groups));
@@ -221,13 +220,14 @@ public static class ModelConverter
                 }
             }
 
-            for (; unitIndex < units.Count && units[unitIndex].Name.StartsWith($"l{l}.", StringComparison.Ordinal); unitIndex++)
+            Dictionary<string, GlqLinear> byModule = linears.ToDictionary(x => x.Module, StringComparer.Ordinal);
+            foreach (int unitIndex in GlqModel.UnitsOfLayer(units, l))
             {
                 GlqUnit unit = units[unitIndex];
-                specs.Add(new(unit.BName, GlqDType.F16, unit.Rank, linears.First(x => x.Module == unit.Members[0]).Cols));
+                specs.Add(new(unit.BName, GlqDType.F16, unit.Rank, byModule[unit.Members[0]].Cols));
                 foreach (string member in unit.Members)
                 {
-                    specs.Add(new(unit.AName(member), GlqDType.F16, linears.First(x => x.Module == member).Rows, unit.Rank));
+                    specs.Add(new(unit.AName(member), GlqDType.F16, byModule[member].Rows, unit.Rank));
                 }
             }
         }

@@ -16,6 +16,9 @@ public sealed record GlqUnit(string Name, IReadOnlyList<string> Members, int Ran
 /// <summary>One quantised projection of a decoder layer, with its logical shape.</summary>
 public sealed record GlqLinear(string Module, int Rows, int Cols, bool HasBias)
 {
+    /// <summary>Quantisation groups per row (the last one padded when <paramref name="groupSize"/> does not divide Cols).</summary>
+    public int Groups(int groupSize) => (Cols + groupSize - 1) / groupSize;
+
     public string QWeight => Module + ".qweight";
 
     public string Scales => Module + ".scales";
@@ -82,6 +85,28 @@ public sealed class GlqModel
     ];
 
     public static string Module(int layer, string suffix) => $"model.layers.{layer}.{suffix}";
+
+    /// <summary>Every projection of the model by module name.</summary>
+    public static Dictionary<string, GlqLinear> LinearsByModule(ModelConfig c)
+    {
+        var byModule = new Dictionary<string, GlqLinear>(StringComparer.Ordinal);
+        for (int l = 0; l < c.Layers; l++)
+        {
+            foreach (GlqLinear linear in LayerLinears(c, l))
+            {
+                byModule[linear.Module] = linear;
+            }
+        }
+
+        return byModule;
+    }
+
+    /// <summary>Indices into <paramref name="units"/> of the units whose members are in decoder layer <paramref name="layer"/>.</summary>
+    public static IEnumerable<int> UnitsOfLayer(IReadOnlyList<GlqUnit> units, int layer)
+    {
+        string prefix = Module(layer, "");
+        return Enumerable.Range(0, units.Count).Where(u => units[u].Members[0].StartsWith(prefix, StringComparison.Ordinal));
+    }
 
     /// <summary>
     /// The canonical units of a method: glowq groups input-sharing modules, layerwise has one unit per module. Names are
@@ -150,15 +175,7 @@ public sealed class GlqModel
 
         string[] unitNames = m.GetArray<string>("glowq.units", GlqValueType.String);
         var units = new List<GlqUnit>(unitNames.Length);
-        var modules = new Dictionary<string, GlqLinear>(StringComparer.Ordinal);
-        for (int l = 0; l < config.Layers; l++)
-        {
-            foreach (GlqLinear linear in LayerLinears(config, l))
-            {
-                modules[linear.Module] = linear;
-            }
-        }
-
+        Dictionary<string, GlqLinear> modules = LinearsByModule(config);
         var claimed = new HashSet<string>(StringComparer.Ordinal);
         foreach (string name in unitNames)
         {
@@ -253,15 +270,14 @@ public sealed class GlqModel
             Expect(file, LlamaTensorNames.OutputHead, head, c.VocabSize, c.Dim);
         }
 
-        var byModule = new Dictionary<string, GlqLinear>(StringComparer.Ordinal);
+        Dictionary<string, GlqLinear> byModule = LinearsByModule(c);
         for (int l = 0; l < c.Layers; l++)
         {
             Expect(file, LlamaTensorNames.AttentionNorm(l), head, c.Dim);
             Expect(file, LlamaTensorNames.FfnNorm(l), head, c.Dim);
             foreach (GlqLinear linear in LayerLinears(c, l))
             {
-                byModule[linear.Module] = linear;
-                int groups = (linear.Cols + g - 1) / g;
+                int groups = linear.Groups(g);
                 Expect(file, linear.QWeight, GlqDType.U4, linear.Rows, groups * g);
                 Expect(file, linear.Scales, GlqDType.F16, linear.Rows, groups);
                 Expect(file, linear.Zeros, GlqDType.U4, linear.Rows, groups);
