@@ -46,11 +46,6 @@ public sealed class QuantizedMatrix
     public Span<byte> ZeroRow(int row) => Zeros.AsSpan(row * ZeroRowBytes, ZeroRowBytes);
 
     /// <summary>Q(W) row by row, exactly as the runtime dequantises it.</summary>
-    public void Dequantize(Span<float> destination)
-    {
-        for (int r = 0; r < Rows; r++)
-        {
-            Int4Encoding.DequantizeRow(CodeRow(r), ScaleRow(r), ZeroRow(r), GroupSize, destination.Slice(r * Cols, Cols));
-        }
-    }
+    public void Dequantize(Span<float> destination) =>
+        Int4Encoding.DequantizeMatrix(Codes, Scales, Zeros, Rows, Cols, GroupSize, destination);
 }

@@ -85,18 +85,12 @@ public static class SimulatedQuantizedModel
     /// <summary>Q(W) of one projection, [rows × cols] fp32, via the format's one dequantisation.</summary>
     public static float[] Dequantize(GlqFile file, GlqLinear linear, int groupSize)
     {
-        int groups = (linear.Cols + groupSize - 1) / groupSize;
-        ReadOnlySpan<byte> codes = file.GetBytes(file.RequireTensor(linear.QWeight));
-        ReadOnlySpan<Half> scales = MemoryMarshal.Cast<byte, Half>(file.GetBytes(file.RequireTensor(linear.Scales)));
-        ReadOnlySpan<byte> zeros = file.GetBytes(file.RequireTensor(linear.Zeros));
-        int rowBytes = Int4Encoding.PackedRowBytes(groups * groupSize), zeroBytes = Int4Encoding.PackedRowBytes(groups);
         var w = new float[linear.Rows * linear.Cols];
-        for (int r = 0; r < linear.Rows; r++)
-        {
-            Int4Encoding.DequantizeRow(codes.Slice(r * rowBytes, rowBytes), scales.Slice(r * groups, groups),
-                zeros.Slice(r * zeroBytes, zeroBytes), groupSize, w.AsSpan(r * linear.Cols, linear.Cols));
-        }
-
+        Int4Encoding.DequantizeMatrix(
+            file.GetBytes(file.RequireTensor(linear.QWeight)),
+            MemoryMarshal.Cast<byte, Half>(file.GetBytes(file.RequireTensor(linear.Scales))),
+            file.GetBytes(file.RequireTensor(linear.Zeros)),
+            linear.Rows, linear.Cols, groupSize, w);
         return w;
     }
 

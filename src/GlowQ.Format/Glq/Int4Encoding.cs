@@ -28,4 +28,16 @@ public static class Int4Encoding
             weights[i] = (GetNibble(codes, i) - GetNibble(zeros, g)) * (float)scales[g];
         }
     }
+
+    /// <summary>Dequantises a whole [rows × cols] matrix stored in the §6 layout (codes padded to whole groups).</summary>
+    public static void DequantizeMatrix(ReadOnlySpan<byte> codes, ReadOnlySpan<Half> scales, ReadOnlySpan<byte> zeros, int rows, int cols, int groupSize, Span<float> weights)
+    {
+        int groups = (cols + groupSize - 1) / groupSize;
+        int rowBytes = PackedRowBytes(groups * groupSize), zeroBytes = PackedRowBytes(groups);
+        for (int r = 0; r < rows; r++)
+        {
+            DequantizeRow(codes.Slice(r * rowBytes, rowBytes), scales.Slice(r * groups, groups), zeros.Slice(r * zeroBytes, zeroBytes),
+                groupSize, weights.Slice(r * cols, cols));
+        }
+    }
 }
