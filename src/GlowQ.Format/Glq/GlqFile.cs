@@ -12,7 +12,7 @@ public sealed class GlqFile : IDisposable
 {
     private readonly MappedFile _file;
     private readonly Dictionary<string, GlqTensorInfo> _byName;
-    private readonly bool[] _verified;
+    private readonly HashSet<string> _verified = new(StringComparer.Ordinal);
 
     private GlqFile(MappedFile file, GlqHeader header, GlqMetadata metadata, GlqTensorInfo[] tensors)
     {
@@ -21,7 +21,6 @@ public sealed class GlqFile : IDisposable
         Metadata = metadata;
         Tensors = tensors;
         _byName = tensors.ToDictionary(t => t.Name, StringComparer.Ordinal);
-        _verified = new bool[tensors.Length];
     }
 
     public string Path => _file.Path;
@@ -67,8 +66,9 @@ public sealed class GlqFile : IDisposable
     /// <summary>Hashes the tensor's bytes and compares them with the directory; a mismatch is a one-line ModelFormatException.</summary>
     public void VerifyTensor(GlqTensorInfo tensor)
     {
-        int index = Array.IndexOf((GlqTensorInfo[])Tensors, tensor);
-        if (index >= 0 && _verified[index])
+        // Only this file's own entries are remembered as verified; an equal-looking entry from elsewhere is hashed anew.
+        bool own = _byName.TryGetValue(tensor.Name, out GlqTensorInfo? entry) && entry == tensor;
+        if (own && _verified.Contains(tensor.Name))
         {
             return;
         }
@@ -86,9 +86,9 @@ public sealed class GlqFile : IDisposable
             throw new ModelFormatException($"{Name}: tensor '{tensor.Name}' checksum mismatch (directory {tensor.Checksum:x16}, data {actual:x16}): the data is corrupt");
         }
 
-        if (index >= 0)
+        if (own)
         {
-            _verified[index] = true;
+            _verified.Add(tensor.Name);
         }
     }
 
