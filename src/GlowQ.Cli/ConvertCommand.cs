@@ -107,43 +107,24 @@ internal static class ConvertCommand
 
             // Ctrl+C and SIGTERM both cancel: the writer is then disposed uncommitted and its temporary file deleted.
             // Cancellation is checked between layers, so it takes effect when the current layer is done.
-            using var cancel = new CancellationTokenSource();
-            ConsoleCancelEventHandler onCancel = (_, e) =>
+            using var cancel = new InterruptCancellation(
+                stderr, "glowq convert: cancelling after the current layer; no output will be written", alsoOnSigterm: true);
+            var clock = System.Diagnostics.Stopwatch.StartNew();
+            ConversionReport report = ModelConverter.Convert(checkpoint, embedded, target, new ConversionOptions
             {
-                e.Cancel = true;
-                cancel.Cancel();
-                stderr.WriteLine("glowq convert: cancelling after the current layer; no output will be written");
-            };
-            Console.CancelKeyPress += onCancel;
-            using var onTerminate = System.Runtime.InteropServices.PosixSignalRegistration.Create(
-                System.Runtime.InteropServices.PosixSignal.SIGTERM, context =>
-                {
-                    context.Cancel = true;
-                    cancel.Cancel();
-                });
-            try
-            {
-                var clock = System.Diagnostics.Stopwatch.StartNew();
-                ConversionReport report = ModelConverter.Convert(checkpoint, embedded, target, new ConversionOptions
-                {
-                    Method = chosen,
-                    GroupSize = g,
-                    Rank = r,
-                    Seed = parse.GetValue(seed),
-                    Calibration = calibration,
-                    CalibrationSource = calibrationSource,
-                    RestoreFraction = fraction,
-                    MaskMetric = parse.GetValue(metric)!,
-                    ConverterName = "glowq " + typeof(ConvertCommand).Assembly.GetName().Version,
-                }, log, cancel.Token);
-                stdout.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                    $"wrote {target}: {report.FileBytes} bytes, method {chosen}, {report.Units.Count} units, {report.Mask.Count(b => b == 1)} restored ({clock.Elapsed.TotalSeconds:F1} s)"));
-                return GlowQCommandLine.ExitOk;
-            }
-            finally
-            {
-                Console.CancelKeyPress -= onCancel;
-            }
+                Method = chosen,
+                GroupSize = g,
+                Rank = r,
+                Seed = parse.GetValue(seed),
+                Calibration = calibration,
+                CalibrationSource = calibrationSource,
+                RestoreFraction = fraction,
+                MaskMetric = parse.GetValue(metric)!,
+                ConverterName = "glowq " + typeof(ConvertCommand).Assembly.GetName().Version,
+            }, log, cancel.Token);
+            stdout.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                $"wrote {target}: {report.FileBytes} bytes, method {chosen}, {report.Units.Count} units, {report.Mask.Count(b => b == 1)} restored ({clock.Elapsed.TotalSeconds:F1} s)"));
+            return GlowQCommandLine.ExitOk;
         });
         return command;
     }

@@ -71,31 +71,18 @@ internal static class GenerateCommand
                 throw new CliUsageException($"the prompt is {tokens.Length} tokens but the context holds {loaded.Model.ContextLength}; shorten it or raise --context");
             }
 
-            using var cancel = new CancellationTokenSource();
-            ConsoleCancelEventHandler onCancel = (_, e) =>
+            using var cancel = new InterruptCancellation(stderr);
+            var result = new TextGenerator(loaded.Model, loaded.Tokenizer).Generate(tokens, limit, sampling, stdout, cancel.Token);
+            stdout.WriteLine();
+            if (!quiet)
             {
-                e.Cancel = true;
-                cancel.Cancel();
-            };
-            Console.CancelKeyPress += onCancel;
-            try
-            {
-                var result = new TextGenerator(loaded.Model, loaded.Tokenizer).Generate(tokens, limit, sampling, stdout, cancel.Token);
-                stdout.WriteLine();
-                if (!quiet)
-                {
-                    stderr.WriteLine(
-                        $"glowq: {result.PromptTokens} prompt tokens, {result.GeneratedTokens} generated ({result.StopReason}); "
-                        + $"first token {result.TimeToFirstToken.TotalMilliseconds:F1} ms, decode {result.DecodeTokensPerSecond:F1} tok/s"
-                        + (sampling.Temperature > 0 ? $"; seed {seedValue}" : ""));
-                }
+                stderr.WriteLine(
+                    $"glowq: {result.PromptTokens} prompt tokens, {result.GeneratedTokens} generated ({result.StopReason}); "
+                    + $"first token {result.TimeToFirstToken.TotalMilliseconds:F1} ms, decode {result.DecodeTokensPerSecond:F1} tok/s"
+                    + (sampling.Temperature > 0 ? $"; seed {seedValue}" : ""));
+            }
 
-                return result.StopReason == "cancelled" ? GlowQCommandLine.ExitInterrupted : GlowQCommandLine.ExitOk;
-            }
-            finally
-            {
-                Console.CancelKeyPress -= onCancel;
-            }
+            return result.StopReason == "cancelled" ? GlowQCommandLine.ExitInterrupted : GlowQCommandLine.ExitOk;
         });
         return command;
     }
