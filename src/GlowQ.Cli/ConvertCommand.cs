@@ -67,8 +67,8 @@ internal static class ConvertCommand
             }
 
             using ICheckpoint checkpoint = CheckpointExtensions.Open(source);
-            string tokenizerPath = ModelLoader.ResolveTokenizerPath(checkpoint.SourcePath, parse.GetValue(tokenizer));
-            EmbeddedTokenizer embedded = EmbeddedTokenizers.FromFile(tokenizerPath);
+            (string tokenizerPath, GlowQ.Tokenizers.ITextTokenizer textTokenizer) = ModelLoader.ResolveTokenizer(checkpoint.SourcePath, parse.GetValue(tokenizer));
+            EmbeddedTokenizer embedded = EmbeddedTokenizers.FromLoaded(tokenizerPath, textTokenizer);
             int seqLen = parse.GetValue(calibSeqLen) is > 0 and var l ? l : Math.Min(2048, checkpoint.Config.MaxSequenceLength);
             if (seqLen > checkpoint.Config.MaxSequenceLength || seqLen < 2)
             {
@@ -87,7 +87,7 @@ internal static class ConvertCommand
 
                 byte[] text = File.ReadAllBytes(calibPath);
                 calibrationSource = Convert.ToHexStringLower(SHA256.HashData(text));
-                calibration = CalibrationData.FromText(GlowQ.Tokenizers.TokenizerLoader.Load(tokenizerPath), Encoding.UTF8.GetString(text), samples, seqLen);
+                calibration = CalibrationData.FromText(textTokenizer, Encoding.UTF8.GetString(text), samples, seqLen);
                 if (calibration.Count == 0)
                 {
                     throw new CliUsageException($"{calibPath}: too little text for one calibration sequence of {seqLen} tokens");

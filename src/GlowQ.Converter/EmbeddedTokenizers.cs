@@ -6,9 +6,11 @@ namespace GlowQ.Converter;
 public static class EmbeddedTokenizers
 {
     /// <summary>The tokenizer file's bytes and .glq type, from its path (tokenizer.bin, tokenizer.model or tokenizer.json).</summary>
-    public static EmbeddedTokenizer FromFile(string path)
+    public static EmbeddedTokenizer FromFile(string path) => FromLoaded(path, TokenizerLoader.Load(path));
+
+    /// <summary>As <see cref="FromFile"/>, for a file already parsed (and so validated) as <paramref name="parsed"/>.</summary>
+    public static EmbeddedTokenizer FromLoaded(string path, ITextTokenizer parsed)
     {
-        ITextTokenizer parsed = TokenizerLoader.Load(path); // validates the file before it is embedded
         string type = parsed switch
         {
             Llama2cTokenizer => "llama2c",

@@ -38,18 +38,21 @@ public static class ModelLoader
     }
 
     private static ITextTokenizer LoadTokenizer(ICheckpoint checkpoint, string? tokenizerPath) =>
-        TokenizerLoader.Load(ResolveTokenizerPath(checkpoint.SourcePath, tokenizerPath));
+        ResolveTokenizer(checkpoint.SourcePath, tokenizerPath).Tokenizer;
 
     /// <summary>
-    /// The tokenizer file that belongs to a checkpoint: <paramref name="tokenizerPath"/> when given (a file, or a
-    /// directory searched like a checkpoint directory); else in an HF directory tokenizer.json, tokenizer.model or
-    /// tokenizer.bin (the first that this product reads); else (llama2.c) tokenizer.bin or tok*.bin beside the file.
+    /// The tokenizer that belongs to a checkpoint, with the file it was read from (each candidate is parsed once):
+    /// <paramref name="tokenizerPath"/> when given (a file, or a directory searched like a checkpoint directory); else in
+    /// an HF directory tokenizer.json, tokenizer.model or tokenizer.bin (the first that this product reads); else
+    /// (llama2.c) tokenizer.bin or tok*.bin beside the file.
     /// </summary>
-    public static string ResolveTokenizerPath(string checkpointPath, string? tokenizerPath)
+    public static (string Path, ITextTokenizer Tokenizer) ResolveTokenizer(string checkpointPath, string? tokenizerPath)
     {
         if (tokenizerPath is not null && !Directory.Exists(tokenizerPath))
         {
-            return File.Exists(tokenizerPath) ? tokenizerPath : throw new FileNotFoundException($"{tokenizerPath}: tokenizer file not found", tokenizerPath);
+            return File.Exists(tokenizerPath)
+                ? (tokenizerPath, TokenizerLoader.Load(tokenizerPath))
+                : throw new FileNotFoundException($"{tokenizerPath}: tokenizer file not found", tokenizerPath);
         }
 
         string? directory = tokenizerPath ?? (Directory.Exists(checkpointPath) ? checkpointPath : null);
@@ -58,30 +61,30 @@ public static class ModelLoader
             foreach (string name in (string[])["tokenizer.json", "tokenizer.model", "tokenizer.bin"])
             {
                 string candidate = Path.Combine(directory, name);
-                if (File.Exists(candidate) && IsReadable(candidate))
+                if (File.Exists(candidate) && TryLoadSupported(candidate) is { } tokenizer)
                 {
-                    return candidate;
+                    return (candidate, tokenizer);
                 }
             }
 
             throw new FileNotFoundException($"{directory}: no tokenizer.json, tokenizer.model or tokenizer.bin this product reads; pass --tokenizer PATH");
         }
 
-        return TokenizerLoader.FindBesideCheckpoint(checkpointPath)
+        string beside = TokenizerLoader.FindBesideCheckpoint(checkpointPath)
             ?? throw new FileNotFoundException($"{checkpointPath}: no tokenizer.bin or tok*.bin beside the checkpoint; pass --tokenizer PATH");
+        return (beside, TokenizerLoader.Load(beside));
     }
 
     // A tokenizer.json in SentencePiece style (Metaspace) is a variant this product leaves to tokenizer.model.
-    private static bool IsReadable(string path)
+    private static ITextTokenizer? TryLoadSupported(string path)
     {
         try
         {
-            TokenizerLoader.Load(path);
-            return true;
+            return TokenizerLoader.Load(path);
         }
         catch (TokenizerFormatException e) when (e.IsUnsupportedVariant)
         {
-            return false;
+            return null;
         }
     }
 }
