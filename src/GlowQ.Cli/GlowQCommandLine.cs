@@ -19,6 +19,7 @@ public static class GlowQCommandLine
             GenerateCommand.Create(stdout, stderr),
             PerplexityCommand.Create(stdout, stderr),
             ConvertCommand.Create(stdout, stderr),
+            EvalCommand.Create(stdout, stderr),
             SynthCommand.Create(stdout, stderr),
             InspectCommand.Create(stdout),
             VerifyCommand.Create(stdout, stderr),

@@ -10,8 +10,9 @@ public static class CalibrationData
     /// Data-free calibration: <paramref name="count"/> sequences of <paramref name="length"/> tokens sampled from the
     /// model at temperature 1 (seeded), each starting at BOS. Never the evaluation text, by construction.
     /// </summary>
-    public static List<int[]> Generate(LlamaModel model, int bos, int count, int length, ulong seed)
+    public static List<int[]> Generate(LlamaModel model, int bos, int count, int length, ulong seed, IConversionProgress? progress = null, CancellationToken cancellation = default)
     {
+        progress?.BeginStage("sample calibration", count);
         var sequences = new List<int[]>(count);
         var logits = new float[model.Config.VocabSize];
         for (int s = 0; s < count; s++)
@@ -21,11 +22,13 @@ public static class CalibrationData
             tokens[0] = bos;
             for (int t = 1; t < length; t++)
             {
+                cancellation.ThrowIfCancellationRequested();
                 model.Forward(tokens.AsSpan(t - 1, 1), t - 1, logits);
                 tokens[t] = sampler.Sample(logits, tokens.AsSpan(0, t));
             }
 
             sequences.Add(tokens);
+            progress?.Advance(s + 1);
         }
 
         return sequences;

@@ -18,15 +18,26 @@ public static class EmbeddedTokenizers
             HfTokenizerJson => "hf-json",
             _ => throw new ArgumentException($"{path}: tokenizer kind {parsed.GetType().Name} cannot be embedded"),
         };
-        return new EmbeddedTokenizer(File.ReadAllBytes(path), type);
+        // tokenizer_config.json beside the tokenizer carries the chat template (any type) and, for hf-json, the
+        // bos/eos tokens the tokenizer needs: the file embeds it so the runtime tokenizes exactly as here.
+        string configPath = Path.Combine(Path.GetDirectoryName(Path.GetFullPath(path)) ?? ".", "tokenizer_config.json");
+        byte[]? config = File.Exists(configPath) ? File.ReadAllBytes(configPath) : null;
+        string? template = config is null ? null : ChatTemplates.FromTokenizerConfig(config, configPath);
+        return new EmbeddedTokenizer(File.ReadAllBytes(path), type)
+        {
+            ConfigFile = type == "hf-json" ? config : null,
+            ChatFormat = ChatTemplates.Detect(template),
+            ChatTemplate = template,
+        };
     }
 
     /// <summary>Parses an embedded tokenizer with the same code that reads the original file.</summary>
-    public static ITextTokenizer Load(string type, byte[] bytes, string source) => type switch
+    /// <param name="config">The embedded tokenizer_config.json, if any (hf-json).</param>
+    public static ITextTokenizer Load(string type, byte[] bytes, string source, byte[]? config = null) => type switch
     {
         "llama2c" => Llama2cTokenizer.Parse(bytes, source),
         "sentencepiece" => SentencePieceTokenizer.Parse(bytes, source),
-        "hf-json" => HfTokenizerJson.Parse(bytes, source, null),
+        "hf-json" => HfTokenizerJson.Parse(bytes, source, config),
         _ => throw new GlowQ.Format.ModelFormatException($"{source}: tokenizer.type '{type}' is not supported"),
     };
 }

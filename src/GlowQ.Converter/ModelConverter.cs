@@ -2,7 +2,6 @@ using System.Runtime.InteropServices;
 using GlowQ.Engine;
 using GlowQ.Format;
 using GlowQ.Format.Glq;
-using MathNet.Numerics.LinearAlgebra;
 
 namespace GlowQ.Converter;
 
@@ -12,6 +11,11 @@ public sealed record ConversionOptions
     /// <summary>glowq (shared B per input-sharing unit), layerwise (one A/B pair per module) or rtn (no correction).</summary>
     public string Method { get; init; } = "glowq";
 
+    /// <summary>Base quantiser: rtn (round to nearest) or gptq (error feedback on the calibration statistic).</summary>
+    public string Quantizer { get; init; } = "rtn";
+
+    public GptqOptions Gptq { get; init; } = new();
+
     public int GroupSize { get; init; } = 128;
 
     public int Rank { get; init; } = 64;
@@ -20,7 +24,7 @@ public sealed record ConversionOptions
 
     public ulong Seed { get; init; } = 42;
 
-    /// <summary>Calibration token sequences (unused by rtn).</summary>
+    /// <summary>Calibration token sequences (unused by rtn with the rtn quantiser).</summary>
     public IReadOnlyList<int[]> Calibration { get; init; } = [];
 
     /// <summary>SHA-256 of the calibration text, or "generated".</summary>
@@ -29,13 +33,31 @@ public sealed record ConversionOptions
     /// <summary>Fraction of units whose correction the default mask restores (ranked by <see cref="MaskMetric"/>).</summary>
     public double RestoreFraction { get; init; } = 1.0;
 
+    /// <summary>Importance metrics whose scores the file stores (see <see cref="ImportanceMetrics.Names"/>).</summary>
+    public IReadOnlyList<string> Metrics { get; init; } = ImportanceMetrics.Names;
+
     public string MaskMetric { get; init; } = "gsvd";
 
     public string ConverterName { get; init; } = "glowq";
+
+    public static readonly IReadOnlyList<string> Quantizers = ["rtn", "gptq"];
+
+    /// <summary>Whether this conversion needs calibration activations (any correction, or GPTQ).</summary>
+    public bool NeedsCalibration => Method != "rtn" || Quantizer == "gptq";
 }
 
 /// <summary>The tokenizer to embed: the original file's bytes and its type (llama2c, sentencepiece, hf-json).</summary>
-public sealed record EmbeddedTokenizer(byte[] File, string Type);
+public sealed record EmbeddedTokenizer(byte[] File, string Type)
+{
+    /// <summary>tokenizer_config.json's bytes (hf-json: its bos/eos tokens complete the tokenizer).</summary>
+    public byte[]? ConfigFile { get; init; }
+
+    /// <summary>plain, llama2, llama3 or chatml (see <see cref="GlowQ.Tokenizers.ChatTemplates"/>).</summary>
+    public string ChatFormat { get; init; } = GlowQ.Tokenizers.ChatTemplates.Plain;
+
+    /// <summary>The model's original Jinja chat template, kept for reference.</summary>
+    public string? ChatTemplate { get; init; }
+}
 
 /// <summary>What a conversion produced, per unit, in canonical unit order.</summary>
 public sealed record ConversionReport(IReadOnlyList<GlqUnit> Units, IReadOnlyDictionary<string, float[]> Scores, byte[] Mask, long FileBytes);
@@ -48,30 +70,48 @@ public sealed record ConversionReport(IReadOnlyList<GlqUnit> Units, IReadOnlyDic
 public static class ModelConverter
 {
     private const string TokenizerTensor = "tokenizer.file";
+    private const string TokenizerConfigTensor = "tokenizer.config";
 
     public static ConversionReport Convert(
         ICheckpoint checkpoint, EmbeddedTokenizer tokenizer, string outputPath, ConversionOptions o,
-        IProgress<string>? progress = null, CancellationToken cancellation = default)
+        IConversionProgress? progress = null, CancellationToken cancellation = default)
     {
+        progress ??= SilentProgress.Instance;
         if (!GlqModel.Methods.Contains(o.Method))
         {
             throw new ArgumentException($"--method must be one of {string.Join(", ", GlqModel.Methods)}, got '{o.Method}'");
         }
 
-        if (o.Method != "rtn" && o.Calibration.Count == 0)
+        if (!ConversionOptions.Quantizers.Contains(o.Quantizer))
         {
-            throw new ArgumentException($"method {o.Method} needs calibration sequences");
+            throw new ArgumentException($"--quantizer must be one of {string.Join(", ", ConversionOptions.Quantizers)}, got '{o.Quantizer}'");
+        }
+
+        if (o.NeedsCalibration && o.Calibration.Count == 0)
+        {
+            throw new ArgumentException($"method {o.Method} with quantizer {o.Quantizer} needs calibration sequences");
         }
 
         ModelConfig c = checkpoint.Config;
         IReadOnlyList<GlqUnit> units = GlqModel.CanonicalUnits(c, o.Method, o.Rank);
-        string[] metrics = [.. ImportanceMetrics.Names];
+        NoticeClampedRanks(units, o.Rank, progress);
+        string[] metrics = [.. o.Metrics];
+        if (metrics.Length == 0 || metrics.Any(m => !ImportanceMetrics.Names.Contains(m)) || !metrics.Contains(o.MaskMetric))
+        {
+            throw new ArgumentException($"metrics must be among {string.Join(", ", ImportanceMetrics.Names)} and include the mask metric {o.MaskMetric}, got {string.Join(",", metrics)}");
+        }
+
         var scores = metrics.ToDictionary(m => m, _ => new float[units.Count], StringComparer.Ordinal);
         byte[] mask = new byte[units.Count];
         GlqMetadata metadata = Metadata(c, o, units, scores, mask, tokenizer);
 
         using var writer = GlqWriter.Create(outputPath, metadata, Specs(c, o, units, tokenizer));
         writer.WriteTensor(TokenizerTensor, tokenizer.File);
+        if (tokenizer.ConfigFile is not null)
+        {
+            writer.WriteTensor(TokenizerConfigTensor, tokenizer.ConfigFile);
+        }
+
         float[] embedding = ReadFloats(checkpoint, LlamaTensorNames.Embedding, c.VocabSize, c.Dim);
         WriteHalf(writer, LlamaTensorNames.Embedding, embedding);
         WriteHalf(writer, LlamaTensorNames.FinalNorm, ReadFloats(checkpoint, LlamaTensorNames.FinalNorm, c.Dim));
@@ -82,15 +122,15 @@ public static class ModelConverter
 
         // Only the embedding table and one layer's weights are in memory at a time; calibration advances stored
         // activations through a single-layer model of the current layer.
-        LayerwiseCalibration? calibration = o.Method == "rtn"
+        LayerwiseCalibration? calibration = !o.NeedsCalibration
             ? null
             : new LayerwiseCalibration(c, o.Calibration, WeightMatrix.FromSingle(c.VocabSize, c.Dim, embedding));
         embedding = [];
+        progress.BeginStage("quantise layers", c.Layers);
         for (int l = 0; l < c.Layers; l++)
         {
             // Cancelling disposes the writer uncommitted, which deletes the temporary file: no partial output.
             cancellation.ThrowIfCancellationRequested();
-            progress?.Report($"layer {l + 1}/{c.Layers}");
             LayerWeights layer = LlamaWeights.LoadLayer(checkpoint, l, WeightStorage.F32);
             LayerStatistics? stats = null;
             if (calibration is not null)
@@ -104,9 +144,27 @@ public static class ModelConverter
             IReadOnlyList<GlqLinear> linears = GlqModel.LayerLinears(c, l);
             WeightMatrix[] matrices = [layer.Query, layer.Key, layer.Value, layer.Output, layer.Gate, layer.Up, layer.Down];
             var quantized = new Dictionary<string, (float[] W, float[] Q)>(StringComparer.Ordinal);
+            var secondMoments = new Dictionary<ActivationSite, double[]>();
             for (int i = 0; i < linears.Count; i++)
             {
-                QuantizedMatrix q = RtnQuantizer.Quantize(matrices[i].F32!, linears[i].Rows, linears[i].Cols, o.GroupSize);
+                QuantizedMatrix q;
+                if (o.Quantizer == "gptq")
+                {
+                    ActivationSite site = Site(linears[i]);
+                    if (!secondMoments.TryGetValue(site, out double[]? h))
+                    {
+                        // GPTQ weighs errors by the raw statistic; the shrinkage only regularises the whitening.
+                        h = stats!.For(site).CovarianceArray(0);
+                        secondMoments[site] = h;
+                    }
+
+                    q = GptqQuantizer.Quantize(matrices[i].F32!, linears[i].Rows, linears[i].Cols, o.GroupSize, h, o.Gptq);
+                }
+                else
+                {
+                    q = RtnQuantizer.Quantize(matrices[i].F32!, linears[i].Rows, linears[i].Cols, o.GroupSize);
+                }
+
                 writer.WriteTensor(linears[i].QWeight, q.Codes);
                 writer.WriteTensor(linears[i].Scales, MemoryMarshal.AsBytes(q.Scales.AsSpan()));
                 writer.WriteTensor(linears[i].Zeros, q.Zeros);
@@ -126,7 +184,7 @@ public static class ModelConverter
                 GlqUnit unit = units[unitIndex];
                 GlqLinear[] members = [.. unit.Members.Select(m => byModule[m])];
                 float[][] errors = [.. members.Select(m => Subtract(quantized[m.Module].W, quantized[m.Module].Q))];
-                Matrix<double> whitening = stats!.For(Site(members[0])).Whitening(o.Shrinkage);
+                double[] whitening = stats!.For(Site(members[0])).WhiteningArray(o.Shrinkage);
                 UnitFactors f = SharedLowRankFactorization.Factorize(
                     errors, [.. members.Select(m => m.Rows)], members[0].Cols, whitening,
                     new SharedLowRankFactorization.Options(unit.Rank, o.Seed + (ulong)unitIndex));
@@ -147,7 +205,10 @@ public static class ModelConverter
             // A layer's weights, errors and factors are large-object-heap garbage now. Collecting here keeps the peak at
             // one layer instead of however many layers the GC's allocation budget lets pile up.
             GC.Collect(GC.MaxGeneration, GCCollectionMode.Forced, blocking: true, compacting: true);
+            progress.Advance(l + 1, $"layer {l + 1}/{c.Layers}");
         }
+
+        progress.BeginStage("write", 1);
 
         if (units.Count > 0)
         {
@@ -156,7 +217,18 @@ public static class ModelConverter
         }
 
         writer.Commit();
+        progress.Advance(1);
         return new ConversionReport(units, scores, mask, new FileInfo(outputPath).Length);
+    }
+
+    private static void NoticeClampedRanks(IReadOnlyList<GlqUnit> units, int requested, IConversionProgress progress)
+    {
+        GlqUnit[] clamped = [.. units.Where(u => u.Rank < requested)];
+        if (clamped.Length > 0)
+        {
+            progress.Notice($"rank {requested} exceeds what {clamped.Length} of {units.Count} units allow; "
+                + $"clamped to min(input size, stacked output rows), e.g. {clamped[0].Name} → {clamped[0].Rank}");
+        }
     }
 
     private static float[] ReadFloats(ICheckpoint checkpoint, string name, params long[] shape)
@@ -192,12 +264,14 @@ public static class ModelConverter
     /// <summary>Tensor specs in the order <see cref="Convert"/> produces them.</summary>
     private static List<GlqTensorSpec> Specs(ModelConfig c, ConversionOptions o, IReadOnlyList<GlqUnit> units, EmbeddedTokenizer tokenizer)
     {
-        var specs = new List<GlqTensorSpec>
+        var specs = new List<GlqTensorSpec> { new(TokenizerTensor, GlqDType.U8, tokenizer.File.Length) };
+        if (tokenizer.ConfigFile is not null)
         {
-            new(TokenizerTensor, GlqDType.U8, tokenizer.File.Length),
-            new(LlamaTensorNames.Embedding, GlqDType.F16, c.VocabSize, c.Dim),
-            new(LlamaTensorNames.FinalNorm, GlqDType.F16, c.Dim),
-        };
+            specs.Add(new(TokenizerConfigTensor, GlqDType.U8, tokenizer.ConfigFile.Length));
+        }
+
+        specs.Add(new(LlamaTensorNames.Embedding, GlqDType.F16, c.VocabSize, c.Dim));
+        specs.Add(new(LlamaTensorNames.FinalNorm, GlqDType.F16, c.Dim));
         if (!c.TiedEmbeddings)
         {
             specs.Add(new(LlamaTensorNames.OutputHead, GlqDType.F16, c.VocabSize, c.Dim));
@@ -245,7 +319,7 @@ public static class ModelConverter
             .Set("quant.group_size", GlqValue.U32((uint)o.GroupSize))
             .Set("quant.scheme", GlqValue.String("asymmetric"))
             .Set("quant.scale_dtype", GlqValue.String("f16"))
-            .Set("quant.base", GlqValue.String("rtn"))
+            .Set("quant.base", GlqValue.String(o.Quantizer))
             .Set("quant.head", GlqValue.String("f16"))
             .Set("glowq.method", GlqValue.String(o.Method))
             .Set("glowq.rank", GlqValue.U32((uint)o.Rank))
@@ -253,18 +327,42 @@ public static class ModelConverter
             .Set("glowq.mask.default", GlqValue.Bytes(mask))
             .Set("tokenizer.type", GlqValue.String(tokenizer.Type))
             .Set("tokenizer.file", GlqValue.String(TokenizerTensor))
-            .Set("chat.format", GlqValue.String("plain"));
+            .Set("chat.format", GlqValue.String(tokenizer.ChatFormat));
+        if (tokenizer.ConfigFile is not null)
+        {
+            m.Set("tokenizer.config_file", GlqValue.String(TokenizerConfigTensor));
+        }
+
+        if (tokenizer.ChatTemplate is not null)
+        {
+            m.Set("chat.template", GlqValue.String(tokenizer.ChatTemplate));
+        }
+
+        if (o.Quantizer == "gptq")
+        {
+            m.Set("quant.gptq.damping", GlqValue.F32((float)o.Gptq.Damping))
+                .Set("quant.gptq.act_order", GlqValue.Bool(o.Gptq.ActOrder));
+        }
+
         if (units.Count > 0)
         {
             m.Set("glowq.metrics", GlqValue.Strings(scores.Keys))
                 .Set("glowq.mask.metric", GlqValue.String(o.MaskMetric))
-                .Set("glowq.mask.fraction", GlqValue.F32((float)o.RestoreFraction))
-                .Set("glowq.calib.source.sha256", GlqValue.String(o.CalibrationSource))
+                .Set("glowq.mask.fraction", GlqValue.F32((float)o.RestoreFraction));
+        }
+
+        if (o.NeedsCalibration)
+        {
+            m.Set("glowq.calib.source.sha256", GlqValue.String(o.CalibrationSource))
                 .Set("glowq.calib.samples", GlqValue.U32((uint)o.Calibration.Count))
                 .Set("glowq.calib.seq_len", GlqValue.U32((uint)o.Calibration.Max(s => s.Length)))
                 .Set("glowq.calib.seed", GlqValue.U64(o.Seed))
                 .Set("glowq.calib.shrinkage", GlqValue.F32((float)o.Shrinkage))
                 .Set("glowq.calib.mode", GlqValue.String("fp"));
+        }
+
+        if (units.Count > 0)
+        {
             foreach ((string metric, float[] values) in scores)
             {
                 m.Set($"glowq.score.{metric}", GlqValue.Floats(values));

@@ -126,7 +126,8 @@ public static class GlqEvaluationLoader
         LlamaWeights weights = SimulatedQuantizedModel.Load(file, mask);
         Tokenizers.ITextTokenizer tokenizer = tokenizerPath is not null
             ? Tokenizers.TokenizerLoader.Load(tokenizerPath)
-            : EmbeddedTokenizers.Load(model.TokenizerType, file.GetBytes(file.RequireTensor(model.TokenizerTensor)).ToArray(), file.Name);
+            : EmbeddedTokenizers.Load(model.TokenizerType, file.GetBytes(file.RequireTensor(model.TokenizerTensor)).ToArray(), file.Name,
+                model.TokenizerConfigTensor is string config ? file.GetBytes(file.RequireTensor(config)).ToArray() : null);
         return new LoadedModel(new LlamaModel(weights, options), tokenizer, $".glq {model.Method}, simulated int4");
     }
 

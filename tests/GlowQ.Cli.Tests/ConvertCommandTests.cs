@@ -15,7 +15,7 @@ public sealed class ConvertCommandTests
         string path = dir.File("s.glq");
         CliRun convert = Convert(path, "--calib-generate", "4", "--calib-seq-len", "32", "--restore", "0.5", "--metric", "norm_error");
         Assert.Equal(0, convert.ExitCode);
-        Assert.Contains("method glowq, 20 units, 10 restored", convert.Stdout);
+        Assert.Contains("method glowq, quantizer rtn, 20 units, 10 restored", convert.Stdout);
 
         Assert.Equal(0, CliRun.Of("verify", path).ExitCode);
         CliRun ppl = CliRun.Of("ppl", "-m", path, "--text", SharedData.TinyStoriesSample, "--per-line", "--json", "-q");
@@ -33,11 +33,42 @@ public sealed class ConvertCommandTests
         using var dir = new TempDirectory();
         CliRun run = Convert(dir.File("r.glq"), "--method", "rtn");
         Assert.Equal(0, run.ExitCode);
-        Assert.Contains("method rtn, 0 units", run.Stdout);
+        Assert.Contains("method rtn, quantizer rtn, 0 units", run.Stdout);
+    }
+
+    [Fact]
+    public void ConvertGptq_WritesAGptqBaseFile_AndReportsProgressPerLayerOnRedirectedStderr()
+    {
+        using var dir = new TempDirectory();
+        string path = dir.File("gptq.glq");
+        CliRun run = CliRun.Of("convert", "-m", SharedData.Stories260KBin, "-o", path, "--group-size", "32", "--method", "rtn",
+            "--quantizer", "gptq", "--calib-generate", "2", "--calib-seq-len", "32");
+        Assert.Equal(0, run.ExitCode);
+        Assert.Contains("method rtn, quantizer gptq, 0 units", run.Stdout);
+        // Redirected stderr gets plain lines, one per step, never carriage returns.
+        Assert.Contains("glowq convert: sample calibration 2/2", run.Stderr);
+        Assert.Contains("glowq convert: quantise layers 5/5 (layer 5/5)", run.Stderr);
+        Assert.DoesNotContain("\r", run.Stderr);
+        CliRun inspect = CliRun.Of("inspect", path);
+        Assert.Contains("base gptq", inspect.Stdout);
+    }
+
+    [Fact]
+    public void RankAboveWhatAUnitAllows_IsClampedWithANotice()
+    {
+        using var dir = new TempDirectory();
+        // stories260K's k/v inputs are 64 wide: rank 100 cannot be had by any unit.
+        CliRun run = CliRun.Of("convert", "-m", SharedData.Stories260KBin, "-o", dir.File("r.glq"), "--group-size", "32", "--rank", "100",
+            "--calib-generate", "2", "--calib-seq-len", "16");
+        Assert.Equal(0, run.ExitCode);
+        Assert.Contains("rank 100 exceeds what 20 of 20 units allow", run.Stderr);
     }
 
     [Theory]
     [InlineData("needs calibration", "--method", "glowq")]
+    [InlineData("--quantizer gptq needs calibration", "--method", "rtn", "--quantizer", "gptq")]
+    [InlineData("--metrics takes a comma-separated list", "--metrics", "gsvd,bogus", "--method", "rtn")]
+    [InlineData("--metric cosine is not among --metrics gsvd", "--metrics", "gsvd", "--metric", "cosine", "--method", "rtn")]
     [InlineData("--calib-generate must be", "--calib-generate=0")]
     [InlineData("--restore must be", "--restore", "1.5", "--method", "rtn")]
     [InlineData("not both", "--calib", "x.txt", "--calib-generate", "2")]
@@ -64,6 +95,16 @@ public sealed class ConvertCommandTests
         Assert.Equal(0, CliRun.Of("generate", "-m", model, "-p", "hello", "-n", "5", "--temperature", "0", "-q").ExitCode);
         Assert.Equal(0, CliRun.Of("convert", "-m", model, "-o", dir.File("t.glq"), "--method", "rtn", "-q").ExitCode);
         Assert.Equal(2, CliRun.Of("synth", "--shape", "gpt-9", "-o", model).ExitCode);
+    }
+
+    [Fact]
+    public void RankZero_IsRefused()
+    {
+        using var dir = new TempDirectory();
+        CliRun run = CliRun.Of("convert", "-m", SharedData.Stories260KBin, "-o", dir.File("g.glq"), "--rank", "0", "--calib-generate", "2");
+        Assert.Equal(1, run.ExitCode);
+        Assert.Contains("--rank must be ≥ 1, got 0", run.SingleErrorLine());
+        Assert.Empty(Directory.GetFiles(dir.Path));
     }
 
     [Fact]

@@ -17,17 +17,26 @@ public sealed class Stories260KConversions : IDisposable
         using var fp = new LlamaModel(LlamaWeights.Load(checkpoint), new InferenceOptions { Threads = 2 });
         Calibration = CalibrationData.Generate(fp, 1, 16, 64, seed: 5);
         var tokenizer = new EmbeddedTokenizer(File.ReadAllBytes(SharedData.Stories260KTokenizer), "llama2c");
-        foreach (string method in GlqModel.Methods)
+        foreach (string name in (string[])[.. GlqModel.Methods, "gptq", "glowq-gptq"])
         {
-            string path = Directory.File($"{method}.glq");
-            ModelConverter.Convert(checkpoint, tokenizer, path, Options(method));
-            Paths[method] = path;
+            string path = Directory.File($"{name}.glq");
+            ModelConverter.Convert(checkpoint, tokenizer, path, Options(name));
+            Paths[name] = path;
         }
 
         Windows = Perplexity.PerLineWindows(Tokenizer, File.ReadAllText(SharedData.TinyStoriesSample), 512);
     }
 
-    public ConversionOptions Options(string method) => new() { Method = method, GroupSize = 32, Rank = 8, Seed = 3, Calibration = Calibration };
+    /// <summary>A method name, or "gptq" (GPTQ, no correction) and "glowq-gptq" (GlowQ correcting GPTQ's error).</summary>
+    public ConversionOptions Options(string name) => new()
+    {
+        Method = name switch { "gptq" => "rtn", "glowq-gptq" => "glowq", _ => name },
+        Quantizer = name.Contains("gptq", StringComparison.Ordinal) ? "gptq" : "rtn",
+        GroupSize = 32,
+        Rank = 8,
+        Seed = 3,
+        Calibration = Calibration,
+    };
 
     public TempDirectory Directory { get; } = new();
 
@@ -59,7 +68,7 @@ public sealed class Stories260KConversionTests(Stories260KConversions c, ITestOu
     [Fact]
     public void EveryMethod_WritesAFileThatVerifies()
     {
-        foreach ((string method, string path) in c.Paths)
+        foreach ((string name, string path) in c.Paths)
         {
             using GlqFile file = GlqFile.Open(path);
             GlqModel model = GlqModel.Read(file);
@@ -68,7 +77,9 @@ public sealed class Stories260KConversionTests(Stories260KConversions c, ITestOu
                 file.VerifyTensor(t);
             }
 
+            string method = c.Options(name).Method;
             Assert.Equal(method, model.Method);
+            Assert.Equal(c.Options(name).Quantizer, model.Quantization.BaseQuantizer);
             Assert.Equal(method switch { "glowq" => 20, "layerwise" => 35, _ => 0 }, model.Units.Count);
             Assert.Equal(File.ReadAllBytes(SharedData.Stories260KTokenizer), file.GetBytes(file.RequireTensor(model.TokenizerTensor)).ToArray());
         }
@@ -85,6 +96,15 @@ public sealed class Stories260KConversionTests(Stories260KConversions c, ITestOu
         Assert.True(rtn > fp, $"rtn {rtn} should be worse than fp {fp}");
         Assert.True(glowq < rtn, $"glowq {glowq} should beat rtn {rtn}");
         Assert.True(layerwise < rtn, $"layerwise {layerwise} should beat rtn {rtn}");
+    }
+
+    [Fact]
+    public void Perplexity_GptqImprovesOnRtn_AndGlowQImprovesOnGptq()
+    {
+        double rtn = c.Ppl("rtn"), gptq = c.Ppl("gptq"), glowqGptq = c.Ppl("glowq-gptq");
+        output.WriteLine($"per-line TinyStories ppl: rtn {rtn:F4}, gptq {gptq:F4}, glowq on gptq {glowqGptq:F4} (g32, r8)");
+        Assert.True(gptq < rtn, $"gptq {gptq} should beat rtn {rtn}");
+        Assert.True(glowqGptq < gptq, $"glowq on gptq {glowqGptq} should beat gptq {gptq}");
     }
 
     [Fact]

@@ -72,6 +72,13 @@ public sealed class GlqModel
 
     public string ChatFormat { get; }
 
+    /// <summary>The U8 tensor holding tokenizer_config.json, when the file has one.</summary>
+    public string? TokenizerConfigTensor { get; private init; }
+
+    public string? ChatTemplate { get; private init; }
+
+    public string? DefaultSystemPrompt { get; private init; }
+
     /// <summary>The seven projections of a layer in canonical order (q, k, v, o, gate, up, down).</summary>
     public static IReadOnlyList<GlqLinear> LayerLinears(ModelConfig c, int layer) =>
     [
@@ -252,7 +259,12 @@ public sealed class GlqModel
         }
 
         string tokenizerTensor = m.GetString("tokenizer.file");
-        var model = new GlqModel(config, quantization, method, units, scores, mask, tokenizerType, tokenizerTensor, chatFormat);
+        var model = new GlqModel(config, quantization, method, units, scores, mask, tokenizerType, tokenizerTensor, chatFormat)
+        {
+            TokenizerConfigTensor = m.FindString("tokenizer.config_file"),
+            ChatTemplate = m.FindString("chat.template"),
+            DefaultSystemPrompt = m.FindString("chat.default_system"),
+        };
         model.CheckTensors(file);
         _ = m.GetString("general.converter");
         return model;
@@ -297,10 +309,19 @@ public sealed class GlqModel
             }
         }
 
-        GlqTensorInfo tokenizer = file.RequireTensor(TokenizerTensor);
-        if (tokenizer.DType != GlqDType.U8 || tokenizer.Shape.Length != 1)
+        ExpectBytes(file, TokenizerTensor, "tokenizer.file");
+        if (TokenizerConfigTensor is not null)
         {
-            throw new ModelFormatException($"{file.Name}: tensor '{TokenizerTensor}' (tokenizer.file) is {tokenizer.DType.Name()} {tokenizer.ShapeText}, expected U8 [bytes]");
+            ExpectBytes(file, TokenizerConfigTensor, "tokenizer.config_file");
+        }
+    }
+
+    private static void ExpectBytes(GlqFile file, string name, string key)
+    {
+        GlqTensorInfo t = file.RequireTensor(name);
+        if (t.DType != GlqDType.U8 || t.Shape.Length != 1)
+        {
+            throw new ModelFormatException($"{file.Name}: tensor '{name}' ({key}) is {t.DType.Name()} {t.ShapeText}, expected U8 [bytes]");
         }
     }
 
