@@ -56,7 +56,7 @@ internal static class ConvertCommand
             // Ctrl+C and SIGTERM both cancel: the writer is then disposed uncommitted and its temporary file deleted.
             // Cancellation is checked between layers (and calibration tokens), so it takes effect within one layer.
             using var cancel = new InterruptCancellation(
-                stderr, "glowq convert: cancelling after the current layer; no output will be written", alsoOnSigterm: true);
+                stderr, "glowq convert: cancelling after the current layer; no output will be written", writesFiles: true);
             (List<int[]> calibration, string calibrationSource) = needsCalibration
                 ? conversion.Calibration(parse, checkpoint, textTokenizer, log, cancel.Token)
                 : ([], "generated");

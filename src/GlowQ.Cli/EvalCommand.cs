@@ -87,7 +87,7 @@ internal static class EvalCommand
             }
 
             var log = new ProgressDisplay(stderr, "glowq eval", ProgressDisplay.IsTerminal(stderr), parse.GetValue(quiet));
-            using var cancel = new InterruptCancellation(stderr, "glowq eval: cancelling; temporary files will be removed", alsoOnSigterm: true);
+            using var cancel = new InterruptCancellation(stderr, "glowq eval: cancelling; temporary files will be removed", writesFiles: true);
             (List<int[]> calibration, string calibrationSource) = needsCalibration
                 ? conversion.Calibration(parse, checkpoint, textTokenizer, log, cancel.Token)
                 : ([], "generated");

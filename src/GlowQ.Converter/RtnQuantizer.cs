@@ -65,7 +65,9 @@ public static class RtnQuantizer
         }
 
         // The smallest normal fp16 keeps 1/s finite; weights of magnitude below ~1e-3 still quantise to within s/2.
-        Half scale = (Half)Math.Max(range / MaxCode, (float)BitConverter.UInt16BitsToHalf(0x0400));
+        // Beyond fp16's range the largest finite scale keeps every value finite (such weights mean a broken source,
+        // but NaN would hide where).
+        Half scale = (Half)Math.Clamp(range / MaxCode, (float)BitConverter.UInt16BitsToHalf(0x0400), (float)Half.MaxValue);
         int zero = Math.Clamp((int)MathF.Round(-min / (float)scale, MidpointRounding.ToEven), 0, MaxCode);
         return (scale, zero);
     }

@@ -98,6 +98,26 @@ public sealed class ConvertCommandTests
     }
 
     [Fact]
+    public void CalibrationTextShorterThanOneSample_IsRefused_AndWritesNothing()
+    {
+        using var dir = new TempDirectory();
+        string calib = dir.File("short.txt");
+        File.WriteAllText(calib, "Once upon a time there was a cat.\n");
+        CliRun run = Convert(dir.File("c.glq"), "--calib", calib, "--calib-seq-len", "256");
+        Assert.Equal(1, run.ExitCode);
+        Assert.Contains("too little text for one calibration sequence of 256 tokens", run.SingleErrorLine());
+        Assert.Equal([calib], Directory.GetFiles(dir.Path));
+    }
+
+    [Fact]
+    public void OutputPathNotWritable_IsOneLineNamingTheOutput()
+    {
+        CliRun run = CliRun.Of("convert", "-m", SharedData.Stories260KBin, "-o", "/proc/glowq-test.glq", "--method", "rtn", "-q");
+        Assert.Equal(1, run.ExitCode);
+        Assert.Contains("/proc/glowq-test.glq: cannot write the output file", run.SingleErrorLine());
+    }
+
+    [Fact]
     public void RankZero_IsRefused()
     {
         using var dir = new TempDirectory();

@@ -112,4 +112,44 @@ public sealed class RtnQuantizerTests
         double norm = Math.Sqrt(w.Sum(a => (double)a * a));
         Assert.InRange(error / norm, 0.01, 0.15);
     }
+
+    [Fact]
+    public void AllPositiveGroup_HasZeroPointZero_AndAllNegativeGroup_HasZeroPointFifteen()
+    {
+        float[] w = [0.1f, 0.5f, 0.9f, 1.3f, -0.2f, -0.6f, -1.0f, -1.4f];
+        QuantizedMatrix q = RtnQuantizer.Quantize(w, 1, 8, 4);
+        Assert.Equal(0, Int4Encoding.GetNibble(q.ZeroRow(0), 0)); // range [0, 1.3]: 0 is the lowest code
+        Assert.Equal(15, Int4Encoding.GetNibble(q.ZeroRow(0), 1)); // range [-1.4, 0]: 0 is the highest code
+        var back = new float[8];
+        q.Dequantize(back);
+        for (int i = 0; i < 8; i++)
+        {
+            float s = (float)q.Scales[i / 4];
+            Assert.True(Math.Abs(back[i] - w[i]) <= s / 2 * (1 + 1e-5f), $"{i}: {back[i]} vs {w[i]}");
+            Assert.True(i < 4 ? back[i] >= 0 : back[i] <= 0, "dequantised values keep the group's sign");
+        }
+    }
+
+    [Fact]
+    public void ExactHalfSteps_RoundHalfToEven()
+    {
+        // Range [0, 15] gives scale 1 (exact in fp16) and zero point 0, so w/s + z is w itself.
+        float[] w = [0f, 15f, 0.5f, 1.5f, 2.5f, 3.5f, 12.5f, 13.5f];
+        QuantizedMatrix q = RtnQuantizer.Quantize(w, 1, 8, 8);
+        Assert.Equal(Half.One, q.Scales[0]);
+        int[] codes = [.. Enumerable.Range(0, 8).Select(i => (int)Int4Encoding.GetNibble(q.CodeRow(0), i))];
+        Assert.Equal([0, 15, 0, 2, 2, 4, 12, 14], codes);
+    }
+
+    [Fact]
+    public void Codes_StayInZeroToFifteen_EvenForExtremeGroups()
+    {
+        float[] w = [1e-30f, -1e30f, 1e30f, 0f, 65504f, -65504f, 1e-8f, -1e-8f]; // range/15 overflows fp16
+        QuantizedMatrix q = RtnQuantizer.Quantize(w, 1, 8, 8);
+        var back = new float[8];
+        q.Dequantize(back);
+        Assert.All(Enumerable.Range(0, 8), i => Assert.InRange(Int4Encoding.GetNibble(q.CodeRow(0), i), 0, 15));
+        Assert.All(back, v => Assert.True(float.IsFinite(v)));
+        Assert.True(Half.IsFinite(q.Scales[0]));
+    }
 }

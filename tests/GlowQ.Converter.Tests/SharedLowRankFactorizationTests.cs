@@ -102,6 +102,24 @@ public sealed class SharedLowRankFactorizationTests
         Assert.True((Product(f, rows, 24) - best).FrobeniusNorm() < 1e-5 * best.FrobeniusNorm(), "A·B differs from the rank-5 truncated SVD");
     }
 
+    [Theory]
+    [InlineData(24, 40, 5)] // sketch covers the smaller side: the exact path
+    [InlineData(90, 120, 6)] // randomised sketch with power iterations
+    public void SingleMemberUnit_IsThePerModuleQeraOptimum(int rows, int cols, int rank)
+    {
+        // With one member the shared B is the per-module B: A·B = U_r S_r V_rᵀ L⁻¹ from the SVD of E·L (QERA-exact).
+        (float[][] e, int[] r) = Members(cols, 21, rows);
+        Matrix<double> l = RandomCovarianceFactor(cols, 23);
+        UnitFactors f = SharedLowRankFactorization.Factorize(e, r, cols, l, new(Rank: rank, Seed: 4));
+        Matrix<double> whitened = Stack(e, r, cols) * l;
+        var svd = whitened.Svd(computeVectors: true);
+        Matrix<double> truncated = svd.U.SubMatrix(0, rows, 0, rank) * DenseMatrix.OfDiagonalArray(svd.S.SubVector(0, rank).ToArray())
+            * svd.VT.SubMatrix(0, rank, 0, cols);
+        Matrix<double> expected = truncated * l.Inverse();
+        double relative = (Product(f, r, cols) - expected).FrobeniusNorm() / expected.FrobeniusNorm();
+        Assert.True(relative < 1e-4, $"‖AB − QERA‖/‖QERA‖ = {relative:G3}");
+    }
+
     [Fact]
     public void FullRank_ReconstructsTheErrorExactly()
     {

@@ -78,13 +78,26 @@ public sealed class GlqWriter : IDisposable
         }
 
         _temporary = Path.Combine(directory, $".{Path.GetFileName(_destination)}.{Environment.ProcessId}.{Guid.NewGuid():N}.tmp");
-        _stream = new FileStream(_temporary, FileMode.CreateNew, FileAccess.ReadWrite, FileShare.None, 1 << 20);
+        try
+        {
+            _stream = new FileStream(_temporary, FileMode.CreateNew, FileAccess.ReadWrite, FileShare.None, 1 << 20);
+        }
+        catch (Exception e) when (IsWriteFailure(e))
+        {
+            throw WriteFailed(e);
+        }
+
         try
         {
             // Placeholder header, the metadata, and zeros for the directory and padding; filled in by Commit.
             _stream.Write(new byte[GlqHeader.Size]);
             _stream.Write(_metadataBytes);
             _stream.Write(new byte[_dataOffset - (ulong)_stream.Position]);
+        }
+        catch (Exception e) when (IsWriteFailure(e))
+        {
+            Abandon();
+            throw WriteFailed(e);
         }
         catch
         {
@@ -119,6 +132,18 @@ public sealed class GlqWriter : IDisposable
 
     /// <summary>Appends bytes to the current tensor; moves to the next once the current one is complete.</summary>
     public void Append(ReadOnlySpan<byte> chunk)
+    {
+        try
+        {
+            AppendUnguarded(chunk);
+        }
+        catch (Exception e) when (IsWriteFailure(e))
+        {
+            throw WriteFailed(e);
+        }
+    }
+
+    private void AppendUnguarded(ReadOnlySpan<byte> chunk)
     {
         while (!chunk.IsEmpty)
         {
@@ -158,9 +183,16 @@ public sealed class GlqWriter : IDisposable
         }
 
         _metadataBytes = encoded;
-        _stream.Position = GlqHeader.Size;
-        _stream.Write(encoded);
-        _stream.Position = _stream.Length;
+        try
+        {
+            _stream.Position = GlqHeader.Size;
+            _stream.Write(encoded);
+            _stream.Position = _stream.Length;
+        }
+        catch (Exception e) when (IsWriteFailure(e))
+        {
+            throw WriteFailed(e);
+        }
     }
 
     /// <summary>Writes directory and header, flushes to disk and atomically renames the file into place.</summary>
@@ -186,17 +218,33 @@ public sealed class GlqWriter : IDisposable
         };
         header = header with { Checksum = HeaderChecksum(header.Encode(), _metadataBytes, directory) };
 
-        // An empty data section still needs the file to reach data_offset.
-        _stream.SetLength((long)header.FileLength);
-        _stream.Position = (long)_directoryOffset;
-        _stream.Write(directory);
-        _stream.Position = 0;
-        _stream.Write(header.Encode());
-        _stream.Flush(flushToDisk: true);
-        _stream.Dispose();
-        File.Move(_temporary, _destination, overwrite: true);
+        try
+        {
+            // An empty data section still needs the file to reach data_offset.
+            _stream.SetLength((long)header.FileLength);
+            _stream.Position = (long)_directoryOffset;
+            _stream.Write(directory);
+            _stream.Position = 0;
+            _stream.Write(header.Encode());
+            _stream.Flush(flushToDisk: true);
+            _stream.Dispose();
+            File.Move(_temporary, _destination, overwrite: true);
+        }
+        catch (Exception e) when (IsWriteFailure(e))
+        {
+            throw WriteFailed(e);
+        }
+
         _committed = true;
     }
+
+    // A full disk surfaces as IOException (ENOSPC); a file-size limit (EFBIG) as ArgumentOutOfRangeException.
+    private static bool IsWriteFailure(Exception e) => e is IOException or ArgumentOutOfRangeException or UnauthorizedAccessException;
+
+    private IOException WriteFailed(Exception e) => new(
+        $"{_destination}: cannot write the output file: "
+        + (e is ArgumentOutOfRangeException ? "file too large for the file system or the file-size limit (ulimit -f)" : e.Message),
+        e);
 
     /// <summary>XXH3-64 of header bytes [0, 88), the metadata section and the directory, as one stream.</summary>
     public static ulong HeaderChecksum(ReadOnlySpan<byte> header, ReadOnlySpan<byte> metadata, ReadOnlySpan<byte> directory)
@@ -233,7 +281,15 @@ public sealed class GlqWriter : IDisposable
 
     private void Abandon()
     {
-        _stream.Dispose();
+        try
+        {
+            // Disposing flushes what is buffered, which fails again when the write that brought us here failed.
+            _stream.Dispose();
+        }
+        catch (Exception e) when (IsWriteFailure(e))
+        {
+        }
+
         try
         {
             File.Delete(_temporary);
