@@ -46,6 +46,12 @@ internal sealed class ConversionCliOptions
         DefaultValueFactory = _ => 0,
     };
 
+    public Option<string> CalibMode { get; } = new("--calib-mode")
+    {
+        Description = "fp: calibrate every layer on the full-precision model's activations; sequential: on the activations of the already quantised layers before it.",
+        DefaultValueFactory = _ => "fp",
+    };
+
     public Option<string> Metrics { get; } = new("--metrics")
     {
         Description = $"Importance scores to compute and store, comma-separated: {string.Join(",", ImportanceMetrics.Names)}.",
@@ -54,11 +60,15 @@ internal sealed class ConversionCliOptions
 
     public Option<ulong> Seed { get; } = new("--seed") { Description = "Seed of calibration sampling and the randomised SVD.", DefaultValueFactory = _ => 42 };
 
-    public ConversionCliOptions() => Quantizer.AcceptOnlyFromAmong([.. ConversionOptions.Quantizers]);
+    public ConversionCliOptions()
+    {
+        Quantizer.AcceptOnlyFromAmong([.. ConversionOptions.Quantizers]);
+        CalibMode.AcceptOnlyFromAmong([.. ConversionOptions.CalibrationModes]);
+    }
 
     public void AddTo(Command command)
     {
-        foreach (Option o in new Option[] { Quantizer, ActOrder, GroupSize, Rank, Calib, CalibGenerate, CalibSamples, CalibSeqLen, Metrics, Seed })
+        foreach (Option o in new Option[] { Quantizer, ActOrder, GroupSize, Rank, Calib, CalibGenerate, CalibSamples, CalibSeqLen, CalibMode, Metrics, Seed })
         {
             command.Options.Add(o);
         }
@@ -172,6 +182,7 @@ internal sealed class ConversionCliOptions
         Gptq = new GptqOptions(ActOrder: parse.GetValue(ActOrder)),
         GroupSize = parse.GetValue(GroupSize),
         Rank = parse.GetValue(Rank),
+        CalibrationMode = parse.GetValue(CalibMode)!,
         Seed = parse.GetValue(Seed),
         Metrics = metrics,
         MaskMetric = metrics[0],

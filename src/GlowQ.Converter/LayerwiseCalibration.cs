@@ -89,6 +89,45 @@ public sealed class LayerwiseCalibration : IActivationObserver
     /// <summary>Runs the next layer, given as a single-layer model, over every sequence and returns its statistics.</summary>
     public LayerStatistics NextLayer(LlamaModel layerModel) => Advance(layerModel, 0);
 
+    /// <summary>
+    /// Sequential calibration, first half: the statistics of the next layer's inputs, from a single-layer model of the
+    /// full-precision layer run on copies of the stored activations (which stay as they are).
+    /// </summary>
+    public LayerStatistics ObserveNextLayer(LlamaModel layerModel)
+    {
+        ModelConfig c = _config;
+        if (Layer >= c.Layers)
+        {
+            throw new InvalidOperationException("every layer has been calibrated");
+        }
+
+        _current = new LayerStatistics(Layer, new(c.Dim), new(c.QDim), new(c.Dim), new(c.HiddenDim));
+        float[] scratch = new float[_hidden.Max(h => h.Length)];
+        for (int s = 0; s < _sequences.Count; s++)
+        {
+            _hidden[s].CopyTo(scratch, 0);
+            layerModel.RunLayer(0, scratch, _sequences[s].Length, this);
+        }
+
+        LayerStatistics done = _current;
+        _current = null;
+        return done;
+    }
+
+    /// <summary>
+    /// Sequential calibration, second half: advances the stored activations through the layer as it will run
+    /// (quantised and corrected), so the next layer is calibrated on the inputs it will really see.
+    /// </summary>
+    public void AdvanceThrough(LlamaModel quantizedLayerModel)
+    {
+        for (int s = 0; s < _sequences.Count; s++)
+        {
+            quantizedLayerModel.RunLayer(0, _hidden[s], _sequences[s].Length, null);
+        }
+
+        Layer++;
+    }
+
     private LayerStatistics Advance(LlamaModel model, int layerInModel)
     {
         ModelConfig c = _config;

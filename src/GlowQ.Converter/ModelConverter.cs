@@ -22,6 +22,14 @@ public sealed record ConversionOptions
 
     public double Shrinkage { get; init; } = 0.05;
 
+    /// <summary>
+    /// fp: every layer is calibrated on the full-precision model's activations (the reference). sequential: on the
+    /// activations of the already quantised and corrected layers before it (GPTQ-style).
+    /// </summary>
+    public string CalibrationMode { get; init; } = "fp";
+
+    public static readonly IReadOnlyList<string> CalibrationModes = ["fp", "sequential"];
+
     public ulong Seed { get; init; } = 42;
 
     /// <summary>Calibration token sequences (unused by rtn with the rtn quantiser).</summary>
@@ -87,6 +95,11 @@ public static class ModelConverter
             throw new ArgumentException($"--quantizer must be one of {string.Join(", ", ConversionOptions.Quantizers)}, got '{o.Quantizer}'");
         }
 
+        if (!ConversionOptions.CalibrationModes.Contains(o.CalibrationMode))
+        {
+            throw new ArgumentException($"--calib-mode must be one of {string.Join(", ", ConversionOptions.CalibrationModes)}, got '{o.CalibrationMode}'");
+        }
+
         if (o.NeedsCalibration && o.Calibration.Count == 0)
         {
             throw new ArgumentException($"method {o.Method} with quantizer {o.Quantizer} needs calibration sequences");
@@ -133,10 +146,11 @@ public static class ModelConverter
             cancellation.ThrowIfCancellationRequested();
             LayerWeights layer = LlamaWeights.LoadLayer(checkpoint, l, WeightStorage.F32);
             LayerStatistics? stats = null;
+            bool sequential = calibration is not null && o.CalibrationMode == "sequential";
             if (calibration is not null)
             {
                 using var layerModel = new LlamaModel(LlamaWeights.SingleLayer(c, layer), new InferenceOptions { ContextLength = calibration.LongestSequence });
-                stats = calibration.NextLayer(layerModel);
+                stats = sequential ? calibration.ObserveNextLayer(layerModel) : calibration.NextLayer(layerModel);
             }
 
             WriteHalf(writer, LlamaTensorNames.AttentionNorm(l), layer.AttentionNorm);
@@ -200,6 +214,25 @@ public static class ModelConverter
                 {
                     scores[metric][unitIndex] = (float)unitScores[metric];
                 }
+
+                if (sequential)
+                {
+                    for (int i = 0; i < members.Length; i++)
+                    {
+                        AddCorrectionAsStored(quantized[members[i].Module].Q, f.A[i], f.B, unit.Rank);
+                    }
+                }
+            }
+
+            if (sequential)
+            {
+                // The layer as the runtime will run it: dequantised int4 plus fp16 corrections, fp16 norms.
+                WeightMatrix Effective(int i) => WeightMatrix.FromSingle(linears[i].Rows, linears[i].Cols, quantized[linears[i].Module].Q, matrices[i].Bias);
+                var asRun = new LayerWeights(
+                    RoundToHalf(layer.AttentionNorm), Effective(0), Effective(1), Effective(2), Effective(3),
+                    RoundToHalf(layer.FfnNorm), Effective(4), Effective(5), Effective(6));
+                using var quantizedLayer = new LlamaModel(LlamaWeights.SingleLayer(c, asRun), new InferenceOptions { ContextLength = calibration!.LongestSequence });
+                calibration.AdvanceThrough(quantizedLayer);
             }
 
             // A layer's weights, errors and factors are large-object-heap garbage now. Collecting here keeps the peak at
@@ -219,6 +252,30 @@ public static class ModelConverter
         writer.Commit();
         progress.Advance(1);
         return new ConversionReport(units, scores, mask, new FileInfo(outputPath).Length);
+    }
+
+    /// <summary>w += A·B with A and B rounded to fp16 first, as the file stores them.</summary>
+    private static void AddCorrectionAsStored(float[] w, float[] a, float[] b, int rank)
+    {
+        float[] a16 = RoundToHalf(a), b16 = RoundToHalf(b);
+        int cols = b.Length / rank, rows = a.Length / rank;
+        for (int r = 0; r < rows; r++)
+        {
+            Span<float> row = w.AsSpan(r * cols, cols);
+            for (int j = 0; j < rank; j++)
+            {
+                System.Numerics.Tensors.TensorPrimitives.MultiplyAdd(b16.AsSpan(j * cols, cols), a16[r * rank + j], row, row);
+            }
+        }
+    }
+
+    private static float[] RoundToHalf(float[] values)
+    {
+        var half = new Half[values.Length];
+        var back = new float[values.Length];
+        System.Numerics.Tensors.TensorPrimitives.ConvertToHalf(values, half);
+        System.Numerics.Tensors.TensorPrimitives.ConvertToSingle(half, back);
+        return back;
     }
 
     private static void NoticeClampedRanks(IReadOnlyList<GlqUnit> units, int requested, IConversionProgress progress)
@@ -358,7 +415,7 @@ public static class ModelConverter
                 .Set("glowq.calib.seq_len", GlqValue.U32((uint)o.Calibration.Max(s => s.Length)))
                 .Set("glowq.calib.seed", GlqValue.U64(o.Seed))
                 .Set("glowq.calib.shrinkage", GlqValue.F32((float)o.Shrinkage))
-                .Set("glowq.calib.mode", GlqValue.String("fp"));
+                .Set("glowq.calib.mode", GlqValue.String(o.CalibrationMode));
         }
 
         if (units.Count > 0)

@@ -108,6 +108,26 @@ public sealed class Stories260KConversionTests(Stories260KConversions c, ITestOu
     }
 
     [Fact]
+    public void SequentialCalibration_IsRecorded_AndStillBeatsRtn()
+    {
+        using ICheckpoint checkpoint = CheckpointExtensions.Open(SharedData.Stories260KBin);
+        string path = c.Directory.File("glowq-sequential.glq");
+        ModelConverter.Convert(checkpoint, new EmbeddedTokenizer(File.ReadAllBytes(SharedData.Stories260KTokenizer), "llama2c"), path,
+            c.Options("glowq") with { CalibrationMode = "sequential" });
+        double sequential;
+        using (GlqFile file = GlqFile.Open(path))
+        {
+            Assert.Equal("sequential", file.Metadata.GetString("glowq.calib.mode"));
+            sequential = c.Ppl(SimulatedQuantizedModel.Load(file));
+        }
+
+        double fp = c.Ppl("glowq"), rtn = c.Ppl("rtn");
+        output.WriteLine($"per-line TinyStories ppl: glowq fp-mode calibration {fp:F4}, sequential {sequential:F4}, rtn {rtn:F4}");
+        Assert.True(sequential < rtn, $"sequential {sequential} vs rtn {rtn}");
+        Assert.True(Math.Abs(sequential - fp) < 0.02 * fp, "both calibration modes fit the same errors to about the same quality");
+    }
+
+    [Fact]
     public void EmptyMask_RunsThePlainInt4Model_WhichIsTheRtnModel()
     {
         using GlqFile glowq = GlqFile.Open(c.Paths["glowq"]);
