@@ -1,24 +1,71 @@
-// Decode and prefill speed of the fp32/fp16 CPU reference engine on a synthetic Llama-shaped model.
+// Decode and prefill speed of the fp32/fp16 CPU reference engine on a synthetic Llama-shaped model, or of a .glq file
+// through the int4 runtime next to the fp32 engine running the same file's dense simulation (Q(W) + A·B).
 // Usage: dotnet run -c Release --project benchmarks/GlowQ.Benchmarks.Engine -- [--dim 2048] [--layers 4]
 //        [--heads 32] [--kv-heads 8] [--hidden 8192] [--vocab 32000] [--dtype f16|f32] [--threads 1,2]
 //        [--prompt 128] [--gen 64] [--repeats 5] [--model PATH]
+//        [--glq FILE.glq [--engines int4,fp32] [--restore all|none|default]]
 using System.Diagnostics;
 using System.Globalization;
+using GlowQ.Converter;
 using GlowQ.Engine;
 using GlowQ.Format;
+using GlowQ.Format.Glq;
+using GlowQ.Runtime.Model;
 
 var options = BenchmarkOptions.Parse(args);
-LlamaWeights weights = options.Model is { } path
-    ? LoadCheckpoint(path, options.DType)
-    : SyntheticLlama.Create(options);
-ModelConfig c = weights.Config;
-Console.Error.WriteLine($"model: dim {c.Dim}, {c.Layers} layers, {c.Heads}/{c.KvHeads} heads, hidden {c.HiddenDim}, vocab {c.VocabSize}, "
-                        + $"{weights.ByteSize / 1e6:F1} MB weights ({options.DType})");
-
 var rows = new List<string>();
-foreach (int threads in options.Threads)
+if (options.Glq is { } glqPath)
 {
-    using var model = new LlamaModel(weights, new InferenceOptions { ContextLength = options.Prompt + options.Gen + 1, Threads = threads });
+    using GlqFile file = GlqFile.Open(glqPath);
+    GlqModel glq = GlqModel.Read(file);
+    ModelConfig c = glq.Config;
+    byte[]? mask = options.Restore switch
+    {
+        "all" => [.. Enumerable.Repeat((byte)1, glq.Units.Count)],
+        "none" => new byte[glq.Units.Count],
+        _ => null,
+    };
+    Console.Error.WriteLine($"{file.Name}: {glq.Method}, dim {c.Dim}, {c.Layers} layers, {c.Heads}/{c.KvHeads} heads, hidden {c.HiddenDim}, vocab {c.VocabSize}; "
+                            + $"{(mask ?? glq.DefaultMask).Count(m => m != 0)}/{glq.Units.Count} units restored");
+    LlamaWeights? dense = options.Engines.Contains("fp32") ? SimulatedQuantizedModel.Load(file, mask) : null;
+    foreach (int threads in options.Threads)
+    {
+        var inference = new InferenceOptions { ContextLength = options.Prompt + options.Gen + 1, Threads = threads };
+        foreach (string engine in options.Engines)
+        {
+            using ILanguageModel model = engine == "int4" ? GlqRuntimeModel.Open(glqPath, mask, inference) : new LlamaModel(dense!, inference);
+            // Bytes a decode step streams: every weight but an untied embedding, of which only one row is read.
+            long untiedEmbedding = c.TiedEmbeddings ? 0 : (engine == "int4" ? (long)file.RequireTensor(LlamaTensorNames.Embedding).Length : dense!.Embedding.ByteSize);
+            rows.Add(Measure(model, $"{engine} | {threads}", model.WeightBytes - untiedEmbedding, options));
+        }
+    }
+}
+else
+{
+    LlamaWeights weights = options.Model is { } path
+        ? LoadCheckpoint(path, options.DType)
+        : SyntheticLlama.Create(options);
+    ModelConfig c = weights.Config;
+    Console.Error.WriteLine($"model: dim {c.Dim}, {c.Layers} layers, {c.Heads}/{c.KvHeads} heads, hidden {c.HiddenDim}, vocab {c.VocabSize}, "
+                            + $"{weights.ByteSize / 1e6:F1} MB weights ({options.DType})");
+    foreach (int threads in options.Threads)
+    {
+        using var model = new LlamaModel(weights, new InferenceOptions { ContextLength = options.Prompt + options.Gen + 1, Threads = threads });
+        // Bytes a decode step streams: every layer's weights and the output head; of the embedding only one row is read.
+        long bytesPerToken = ReferenceEquals(weights.OutputHead, weights.Embedding) ? weights.ByteSize : weights.ByteSize - weights.Embedding.ByteSize;
+        rows.Add(Measure(model, $"{options.DType} | {threads}", bytesPerToken, options));
+    }
+}
+
+Console.WriteLine($"prompt {options.Prompt} tokens, {options.Gen} generated, {options.Repeats} repeats after one warm-up; medians (min–max)");
+Console.WriteLine();
+Console.WriteLine("| weights | threads | prefill tok/s | range | decode tok/s | range | weight GB/s in decode |");
+Console.WriteLine("|---|---:|---:|---:|---:|---:|---:|");
+rows.ForEach(Console.WriteLine);
+
+static string Measure(ILanguageModel model, string label, long bytesPerToken, BenchmarkOptions options)
+{
+    ModelConfig c = model.Config;
     var rng = new Random(1);
     int[] prompt = [.. Enumerable.Range(0, options.Prompt).Select(_ => rng.Next(c.VocabSize))];
     var logits = new float[c.VocabSize];
@@ -45,18 +92,10 @@ foreach (int threads in options.Threads)
         }
     }
 
-    // Bytes a decode step streams: every layer's weights and the output head; of the embedding only one row is read.
-    long bytesPerToken = ReferenceEquals(weights.OutputHead, weights.Embedding) ? weights.ByteSize : weights.ByteSize - weights.Embedding.ByteSize;
     double medianDecode = Median(decode);
-    rows.Add(string.Create(CultureInfo.InvariantCulture,
-        $"| {threads} | {Median(prefill):F1} | {prefill.Min():F1}–{prefill.Max():F1} | {medianDecode:F2} | {decode.Min():F2}–{decode.Max():F2} | {bytesPerToken * medianDecode / 1e9:F2} |"));
+    return string.Create(CultureInfo.InvariantCulture,
+        $"| {label} | {Median(prefill):F1} | {prefill.Min():F1}–{prefill.Max():F1} | {medianDecode:F2} | {decode.Min():F2}–{decode.Max():F2} | {bytesPerToken * medianDecode / 1e9:F2} |");
 }
-
-Console.WriteLine($"prompt {options.Prompt} tokens, {options.Gen} generated, {options.Repeats} repeats after one warm-up; medians (min–max)");
-Console.WriteLine();
-Console.WriteLine("| threads | prefill tok/s | range | decode tok/s | range | weight GB/s in decode |");
-Console.WriteLine("|---:|---:|---:|---:|---:|---:|");
-rows.ForEach(Console.WriteLine);
 
 static LlamaWeights LoadCheckpoint(string path, string dtype)
 {
@@ -73,7 +112,8 @@ static double Median(List<double> values)
 }
 
 internal sealed record BenchmarkOptions(
-    int Dim, int Layers, int Heads, int KvHeads, int Hidden, int Vocab, string DType, int[] Threads, int Prompt, int Gen, int Repeats, string? Model)
+    int Dim, int Layers, int Heads, int KvHeads, int Hidden, int Vocab, string DType, int[] Threads, int Prompt, int Gen, int Repeats, string? Model,
+    string? Glq = null, string[]? EngineList = null, string Restore = "default")
 {
     public static BenchmarkOptions Parse(string[] args)
     {
@@ -95,12 +135,17 @@ internal sealed record BenchmarkOptions(
                 "--gen" => o with { Gen = int.Parse(v, CultureInfo.InvariantCulture) },
                 "--repeats" => o with { Repeats = int.Parse(v, CultureInfo.InvariantCulture) },
                 "--model" => o with { Model = v },
+                "--glq" => o with { Glq = v },
+                "--engines" => o with { EngineList = v.Split(',') },
+                "--restore" => o with { Restore = v },
                 _ => throw new ArgumentException($"unknown option {args[i]}"),
             };
         }
 
         return o;
     }
+
+    public string[] Engines => EngineList ?? ["int4", "fp32"];
 }
 
 /// <summary>Random Llama-shaped weights (uniform, scaled by 1/√fan-in so activations stay O(1)).</summary>

@@ -57,6 +57,7 @@ public static class GlowQCommandLine
     internal static string? Describe(Exception e) => e switch
     {
         CliUsageException or ModelFormatException or TokenizerFormatException => e.Message,
+        GlowQ.Runtime.Profiles.MemoryBudgetException => e.Message,
         FileNotFoundException or DirectoryNotFoundException => e.Message,
         UnauthorizedAccessException => e.Message,
         IOException => e.Message,

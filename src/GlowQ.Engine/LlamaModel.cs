@@ -20,11 +20,14 @@ public sealed record InferenceOptions
 
 /// <summary>
 /// A Llama-family decoder running in fp32 on the CPU, with its KV cache. <see cref="Forward"/> processes a block of
-/// tokens at consecutive positions: a whole prompt chunk (matrix–matrix work) or one decode token.
+/// tokens at consecutive positions: a whole prompt chunk (matrix–matrix work) or one decode token. The layer
+/// projections are an <see cref="ILayerProjections"/>, so dense and int4 weights share everything else.
 /// </summary>
-public sealed class LlamaModel : IDisposable
+public sealed class LlamaModel : ILanguageModel
 {
-    private readonly LlamaWeights _w;
+    private readonly LlamaWeights? _w;
+    private readonly LlamaFrame _frame;
+    private readonly ILayerProjections _projections;
     private readonly ModelConfig _c;
     private readonly WorkerPool _pool;
     private readonly MatMul _matMul;
@@ -34,14 +37,23 @@ public sealed class LlamaModel : IDisposable
     private readonly int _chunk;
 
     // Activations for up to _chunk tokens, row-major [token][feature].
-    private readonly float[] _x, _xNorm, _q, _k, _v, _attnOut, _proj, _gate, _up, _swigluScratch, _logits;
+    private readonly float[] _x, _xNorm, _q, _k, _v, _attnOut, _proj, _hidden, _logits;
     private readonly float[] _cos, _sin;
 
     public LlamaModel(LlamaWeights weights, InferenceOptions? options = null)
+        : this(LlamaFrame.Of(weights), (matMul, _, chunk) => new DenseProjections(weights, matMul, chunk), options)
     {
-        options ??= new InferenceOptions();
         _w = weights;
-        _c = weights.Config;
+    }
+
+    /// <param name="createProjections">Builds the layer projections on the model's matrix product and worker pool, for chunks of at most the given tokens.</param>
+    public LlamaModel(LlamaFrame frame, Func<MatMul, WorkerPool, int, ILayerProjections> createProjections, InferenceOptions? options = null)
+    {
+        ArgumentNullException.ThrowIfNull(frame);
+        ArgumentNullException.ThrowIfNull(createProjections);
+        options ??= new InferenceOptions();
+        _frame = frame;
+        _c = frame.Config;
         ContextLength = options.ContextLength > 0
             ? options.ContextLength
             : Math.Min(_c.MaxSequenceLength, InferenceOptions.DefaultContextCap);
@@ -49,6 +61,7 @@ public sealed class LlamaModel : IDisposable
         _pool = new WorkerPool(options.Threads > 0 ? options.Threads : WorkerPool.DefaultThreadCount);
         int widest = Math.Max(Math.Max(_c.Dim, _c.HiddenDim), _c.QDim);
         _matMul = new MatMul(_pool, widest);
+        _projections = createProjections(_matMul, _pool, _chunk);
         _attention = new Attention(_pool, _c.Heads, _c.KvHeads, _c.HeadDim, ContextLength, _c.SlidingWindow);
         _rope = new RotaryEmbedding(_c);
         _cache = new KvCache(_c.Layers, _c.KvHeads, _c.HeadDim, ContextLength);
@@ -60,9 +73,7 @@ public sealed class LlamaModel : IDisposable
         _v = new float[_chunk * _c.KvDim];
         _attnOut = new float[_chunk * _c.QDim];
         _proj = new float[_chunk * _c.Dim];
-        _gate = new float[_chunk * _c.HiddenDim];
-        _up = new float[_chunk * _c.HiddenDim];
-        _swigluScratch = new float[_c.HiddenDim];
+        _hidden = new float[_chunk * _c.HiddenDim];
         _logits = new float[_chunk * _c.VocabSize];
         _cos = new float[_c.HeadDim / 2];
         _sin = new float[_c.HeadDim / 2];
@@ -70,7 +81,10 @@ public sealed class LlamaModel : IDisposable
 
     public ModelConfig Config => _c;
 
-    public LlamaWeights Weights => _w;
+    /// <summary>The dense weights; only a model built from <see cref="LlamaWeights"/> has them.</summary>
+    public LlamaWeights Weights => _w ?? throw new InvalidOperationException("this model's projections are not dense weights");
+
+    public long WeightBytes => _frame.ByteSize + _projections.ByteSize;
 
     public int ContextLength { get; }
 
@@ -88,7 +102,7 @@ public sealed class LlamaModel : IDisposable
                 throw new ArgumentOutOfRangeException(nameof(tokens), $"token id {tokens[t]} is outside the vocabulary (0..{_c.VocabSize - 1})");
             }
 
-            _w.Embedding.CopyRow(tokens[t], hidden.Slice(t * _c.Dim, _c.Dim));
+            _frame.Embedding.CopyRow(tokens[t], hidden.Slice(t * _c.Dim, _c.Dim));
         }
     }
 
@@ -157,10 +171,10 @@ public sealed class LlamaModel : IDisposable
         int dim = _c.Dim;
         for (int t = 0; t < rows; t++)
         {
-            VectorMath.RmsNorm(_x.AsSpan(offset + t * dim, dim), _w.FinalNorm, _c.NormEps, _xNorm.AsSpan(t * dim, dim));
+            VectorMath.RmsNorm(_x.AsSpan(offset + t * dim, dim), _frame.FinalNorm, _c.NormEps, _xNorm.AsSpan(t * dim, dim));
         }
 
-        _matMul.Run(_w.OutputHead, _xNorm, _logits, rows);
+        _matMul.Run(_frame.OutputHead, _xNorm, _logits, rows);
     }
 
     /// <summary>Logits of hidden states after the last layer (row-major [tokens × dim] in, [tokens × vocab] out).</summary>
@@ -204,14 +218,11 @@ public sealed class LlamaModel : IDisposable
     private void DecoderLayer(int l, int n, int start, IActivationObserver? observer)
     {
         int dim = _c.Dim, qDim = _c.QDim, kvDim = _c.KvDim, hidden = _c.HiddenDim;
-        LayerWeights layer = _w.Layers[l];
 
         // Attention block: pre-norm, q/k/v projections, rotary positions, cache, attention, output projection.
-        NormRows(layer.AttentionNorm, n);
+        NormRows(_frame.AttentionNorms[l], n);
         observer?.Observe(l, ActivationSite.AttentionInput, _xNorm.AsSpan(0, n * dim), n);
-        _matMul.Run(layer.Query, _xNorm, _q, n);
-        _matMul.Run(layer.Key, _xNorm, _k, n);
-        _matMul.Run(layer.Value, _xNorm, _v, n);
+        _projections.QueryKeyValue(l, _xNorm, n, _q, _k, _v);
         for (int t = 0; t < n; t++)
         {
             _rope.Angles(start + t, _cos, _sin);
@@ -222,21 +233,15 @@ public sealed class LlamaModel : IDisposable
 
         _attention.Run(_cache, l, _q, _attnOut, start, n);
         observer?.Observe(l, ActivationSite.AttentionOutput, _attnOut.AsSpan(0, n * qDim), n);
-        _matMul.Run(layer.Output, _attnOut, _proj, n);
+        _projections.AttentionOutput(l, _attnOut, n, _proj);
         TensorPrimitives.Add(_x.AsSpan(0, n * dim), _proj.AsSpan(0, n * dim), _x.AsSpan(0, n * dim));
 
         // Feed-forward block: pre-norm, SwiGLU(gate, up), down projection, residual.
-        NormRows(layer.FfnNorm, n);
+        NormRows(_frame.FfnNorms[l], n);
         observer?.Observe(l, ActivationSite.FfnInput, _xNorm.AsSpan(0, n * dim), n);
-        _matMul.Run(layer.Gate, _xNorm, _gate, n);
-        _matMul.Run(layer.Up, _xNorm, _up, n);
-        for (int t = 0; t < n; t++)
-        {
-            VectorMath.SwiGlu(_gate.AsSpan(t * hidden, hidden), _up.AsSpan(t * hidden, hidden), _swigluScratch);
-        }
-
-        observer?.Observe(l, ActivationSite.DownInput, _gate.AsSpan(0, n * hidden), n);
-        _matMul.Run(layer.Down, _gate, _proj, n);
+        _projections.GateUpSwiGlu(l, _xNorm, n, _hidden);
+        observer?.Observe(l, ActivationSite.DownInput, _hidden.AsSpan(0, n * hidden), n);
+        _projections.Down(l, _hidden, n, _proj);
         TensorPrimitives.Add(_x.AsSpan(0, n * dim), _proj.AsSpan(0, n * dim), _x.AsSpan(0, n * dim));
     }
 
@@ -248,6 +253,9 @@ public sealed class LlamaModel : IDisposable
             VectorMath.RmsNorm(_x.AsSpan(t * dim, dim), weight, _c.NormEps, _xNorm.AsSpan(t * dim, dim));
         }
     }
+
+    void ILanguageModel.Forward(ReadOnlySpan<int> tokens, int startPosition, Span<float> logits, bool allPositions) =>
+        Forward(tokens, startPosition, logits, allPositions);
 
     public void Dispose() => _pool.Dispose();
 }

@@ -4,9 +4,9 @@ using GlowQ.Tokenizers;
 namespace GlowQ.Engine;
 
 /// <summary>A model ready to run, with the tokenizer that belongs to it.</summary>
-public sealed class LoadedModel(LlamaModel model, ITextTokenizer tokenizer, string checkpointFormat) : IDisposable
+public sealed class LoadedModel(ILanguageModel model, ITextTokenizer tokenizer, string checkpointFormat) : IDisposable
 {
-    public LlamaModel Model { get; } = model;
+    public ILanguageModel Model { get; } = model;
 
     public ITextTokenizer Tokenizer { get; } = tokenizer;
 

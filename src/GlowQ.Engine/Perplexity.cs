@@ -11,7 +11,7 @@ public static class Perplexity
     /// Scores every window from position 0 with a fresh context: token t+1 is predicted from tokens 0..t, so a window
     /// of L tokens contributes L−1 predictions. Windows shorter than two tokens contribute nothing.
     /// </summary>
-    public static PerplexityResult Evaluate(LlamaModel model, IReadOnlyList<int[]> windows, IProgress<int>? progress = null)
+    public static PerplexityResult Evaluate(ILanguageModel model, IReadOnlyList<int[]> windows, IProgress<int>? progress = null)
     {
         int vocab = model.Config.VocabSize;
         const int Chunk = 64;

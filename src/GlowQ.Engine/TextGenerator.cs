@@ -25,12 +25,12 @@ public sealed record GenerationResult(
 /// </summary>
 public sealed class TextGenerator
 {
-    private readonly LlamaModel _model;
+    private readonly ILanguageModel _model;
     private readonly ITextTokenizer _tokenizer;
     private readonly HashSet<int> _stopTokens;
     private readonly float[] _logits;
 
-    public TextGenerator(LlamaModel model, ITextTokenizer tokenizer)
+    public TextGenerator(ILanguageModel model, ITextTokenizer tokenizer)
     {
         _model = model;
         _tokenizer = tokenizer;

@@ -1,0 +1,146 @@
+using System.Runtime.InteropServices;
+using GlowQ.Engine;
+using GlowQ.Format;
+using GlowQ.Format.Glq;
+
+namespace GlowQ.Runtime.Model;
+
+/// <summary>
+/// A .glq model run on the CPU by the int4 kernels: the file stays memory-mapped and every projection, scale, zero
+/// point and correction factor is read in place; the engine's <see cref="LlamaModel"/> does the rest of the forward
+/// pass (embedding, norms, RoPE, attention with its KV cache, head). The restoration mask is fixed at load time.
+/// </summary>
+public sealed class GlqRuntimeModel : ILanguageModel
+{
+    private readonly GlqFile _file;
+    private readonly LlamaModel _model;
+
+    private GlqRuntimeModel(GlqFile file, GlqModel glq, byte[] mask, InferenceOptions options)
+    {
+        _file = file;
+        Glq = glq;
+        Mask = mask;
+        _model = new LlamaModel(LoadFrame(file, glq.Config), (_, pool, chunk) => new Int4Projections(file, glq, mask, pool, chunk), options);
+    }
+
+    /// <summary>The file's metadata: units, scores, default mask, tokenizer.</summary>
+    public GlqModel Glq { get; }
+
+    /// <summary>The restoration mask in use, one entry per unit.</summary>
+    public IReadOnlyList<byte> Mask { get; }
+
+    public GlqFile File => _file;
+
+    public ModelConfig Config => _model.Config;
+
+    public int ContextLength => _model.ContextLength;
+
+    public int Threads => _model.Threads;
+
+    /// <summary>Embedding, norms and head as held in memory, plus the int4 projections and correction factors as mapped.</summary>
+    public long WeightBytes => _model.WeightBytes;
+
+    /// <param name="mask">One entry (0 or 1) per unit of the file; null uses the file's default mask.</param>
+    public static GlqRuntimeModel Open(string path, byte[]? mask = null, InferenceOptions? options = null)
+    {
+        GlqFile file = GlqFile.Open(path);
+        try
+        {
+            return Open(file, mask, options);
+        }
+        catch
+        {
+            file.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>Runs an open file, which the model then owns and disposes.</summary>
+    public static GlqRuntimeModel Open(GlqFile file, byte[]? mask = null, InferenceOptions? options = null)
+    {
+        ArgumentNullException.ThrowIfNull(file);
+        GlqModel glq = GlqModel.Read(file);
+        mask ??= glq.DefaultMask;
+        if (mask.Length != glq.Units.Count)
+        {
+            throw new ArgumentException($"{file.Name}: the restoration mask has {mask.Length} entries, the file has {glq.Units.Count} units");
+        }
+
+        if (mask.Any(m => m > 1))
+        {
+            throw new ArgumentException($"{file.Name}: restoration mask entries must be 0 or 1");
+        }
+
+        return new GlqRuntimeModel(file, glq, [.. mask], options ?? new InferenceOptions());
+    }
+
+    public void Forward(ReadOnlySpan<int> tokens, int startPosition, Span<float> logits, bool allPositions = false) =>
+        _model.Forward(tokens, startPosition, logits, allPositions);
+
+    public void Dispose()
+    {
+        _model.Dispose();
+        _file.Dispose();
+    }
+
+    /// <summary>
+    /// Embedding and head stay fp16 when stored so (the engine's fp16 product widens each value exactly and accumulates
+    /// in fp32, streaming half the bytes of a widened copy); norms are tiny and widen to fp32 once.
+    /// </summary>
+    private static LlamaFrame LoadFrame(GlqFile file, ModelConfig c)
+    {
+        WeightMatrix embedding = Matrix(file, LlamaTensorNames.Embedding, c.VocabSize, c.Dim);
+        WeightMatrix head = c.TiedEmbeddings ? embedding : Matrix(file, LlamaTensorNames.OutputHead, c.VocabSize, c.Dim);
+        return new LlamaFrame(
+            c,
+            embedding,
+            [.. Enumerable.Range(0, c.Layers).Select(l => Vector(file, LlamaTensorNames.AttentionNorm(l), c.Dim))],
+            [.. Enumerable.Range(0, c.Layers).Select(l => Vector(file, LlamaTensorNames.FfnNorm(l), c.Dim))],
+            Vector(file, LlamaTensorNames.FinalNorm, c.Dim),
+            head);
+    }
+
+    private static WeightMatrix Matrix(GlqFile file, string name, int rows, int cols)
+    {
+        ReadOnlySpan<byte> bytes = Bytes(file, name, (long)rows * cols, out GlqDType dtype);
+        if (dtype == GlqDType.F16)
+        {
+            return WeightMatrix.FromHalf(rows, cols, MemoryMarshal.Cast<byte, Half>(bytes).ToArray());
+        }
+
+        return WeightMatrix.FromSingle(rows, cols, MemoryMarshal.Cast<byte, float>(bytes).ToArray());
+    }
+
+    private static float[] Vector(GlqFile file, string name, int length)
+    {
+        ReadOnlySpan<byte> bytes = Bytes(file, name, length, out GlqDType dtype);
+        var result = new float[length];
+        if (dtype == GlqDType.F16)
+        {
+            System.Numerics.Tensors.TensorPrimitives.ConvertToSingle(MemoryMarshal.Cast<byte, Half>(bytes), result);
+        }
+        else
+        {
+            MemoryMarshal.Cast<byte, float>(bytes).CopyTo(result);
+        }
+
+        return result;
+    }
+
+    private static ReadOnlySpan<byte> Bytes(GlqFile file, string name, long elements, out GlqDType dtype)
+    {
+        GlqTensorInfo t = file.RequireTensor(name);
+        if (t.DType is not (GlqDType.F16 or GlqDType.F32))
+        {
+            throw new ModelFormatException($"{file.Name}: tensor '{name}' is {t.DType.Name()}, expected F16 or F32");
+        }
+
+        if (t.ElementCount != elements)
+        {
+            throw new ModelFormatException($"{file.Name}: tensor '{name}' has {t.ElementCount} elements, expected {elements}");
+        }
+
+        dtype = t.DType;
+        return file.GetBytes(t);
+    }
+}

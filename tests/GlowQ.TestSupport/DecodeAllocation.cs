@@ -1,0 +1,35 @@
+using GlowQ.Engine;
+
+namespace GlowQ.TestSupport;
+
+/// <summary>Bytes a model allocates while it samples and decodes, measured after a warm-up.</summary>
+public static class DecodeAllocation
+{
+    /// <summary>
+    /// Decodes 20 tokens to warm up (first calls may initialise statics), then counts the bytes allocated on this
+    /// thread over the next <paramref name="steps"/> sample-and-decode steps. Counted on the decoding thread because
+    /// the test runner's own threads allocate concurrently.
+    /// </summary>
+    public static long OverSteps(ILanguageModel model, SamplingOptions sampling, int steps = 130)
+    {
+        var logits = new float[model.Config.VocabSize];
+        var sampler = new Sampler(model.Config.VocabSize, sampling);
+        int[] history = new int[20 + steps];
+        history[0] = 1;
+        model.Forward(history.AsSpan(0, 1), 0, logits);
+        for (int pos = 1; pos < 20; pos++)
+        {
+            history[pos] = sampler.Sample(logits, history.AsSpan(0, pos));
+            model.Forward(history.AsSpan(pos, 1), pos, logits);
+        }
+
+        long before = GC.GetAllocatedBytesForCurrentThread();
+        for (int pos = 20; pos < history.Length; pos++)
+        {
+            history[pos] = sampler.Sample(logits, history.AsSpan(0, pos));
+            model.Forward(history.AsSpan(pos, 1), pos, logits);
+        }
+
+        return GC.GetAllocatedBytesForCurrentThread() - before;
+    }
+}
