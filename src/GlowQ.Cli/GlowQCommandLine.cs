@@ -12,11 +12,15 @@ public static class GlowQCommandLine
     public const int ExitUsage = 2;
     public const int ExitInterrupted = 130;
 
-    public static int Run(string[] args, TextWriter stdout, TextWriter stderr)
+    public static int Run(string[] args, TextWriter stdout, TextWriter stderr) => Run(args, stdout, stderr, stdin: null);
+
+    /// <param name="stdin">What <c>glowq chat</c> reads user turns from; null reads the console.</param>
+    public static int Run(string[] args, TextWriter stdout, TextWriter stderr, TextReader? stdin)
     {
         var root = new RootCommand("GlowQ Edge: 4-bit LLaMA-family inference with group-shared low-rank correction, for Jetson-class GPUs and CPUs.")
         {
             GenerateCommand.Create(stdout, stderr),
+            ChatCommand.Create(stdout, stderr, stdin),
             PerplexityCommand.Create(stdout, stderr),
             ConvertCommand.Create(stdout, stderr),
             EvalCommand.Create(stdout, stderr),

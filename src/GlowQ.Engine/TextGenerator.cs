@@ -5,12 +5,15 @@ using GlowQ.Tokenizers;
 namespace GlowQ.Engine;
 
 /// <summary>What one generation did and how long it took.</summary>
+/// <param name="PromptTokens">Tokens before the generated ones (the whole conversation so far, in a chat).</param>
+/// <param name="PrefilledTokens">Of those, the tokens this call ran through the model (the rest were in the KV cache).</param>
 public sealed record GenerationResult(
     int PromptTokens,
     int GeneratedTokens,
     TimeSpan TimeToFirstToken,
     TimeSpan DecodeTime,
-    string StopReason)
+    string StopReason,
+    int PrefilledTokens)
 {
     /// <summary>Tokens per second after the first (the decode rate), or 0 when fewer than two tokens came out.</summary>
     public double DecodeTokensPerSecond => GeneratedTokens > 1 && DecodeTime > TimeSpan.Zero
@@ -30,11 +33,12 @@ public sealed class TextGenerator
     private readonly HashSet<int> _stopTokens;
     private readonly float[] _logits;
 
-    public TextGenerator(ILanguageModel model, ITextTokenizer tokenizer)
+    /// <param name="extraStopTokens">Tokens that also end a reply (a chat format's end-of-turn markers).</param>
+    public TextGenerator(ILanguageModel model, ITextTokenizer tokenizer, IEnumerable<int>? extraStopTokens = null)
     {
         _model = model;
         _tokenizer = tokenizer;
-        _stopTokens = [.. tokenizer.EosIds, .. model.Config.EosTokenIds];
+        _stopTokens = [.. tokenizer.EosIds, .. model.Config.EosTokenIds, .. extraStopTokens ?? []];
         if (tokenizer.BosId is int bos)
         {
             _stopTokens.Add(bos);
@@ -60,7 +64,6 @@ public sealed class TextGenerator
             throw new ArgumentException($"the prompt is {prompt.Count} tokens; the context holds {_model.ContextLength}, leaving no room to generate", nameof(prompt));
         }
 
-        var sampler = new Sampler(_model.Config.VocabSize, sampling);
         int capacity = Math.Min(prompt.Count + Math.Max(maxNewTokens, 0), _model.ContextLength);
         int[] history = new int[capacity];
         for (int i = 0; i < prompt.Count; i++)
@@ -68,7 +71,27 @@ public sealed class TextGenerator
             history[i] = prompt[i];
         }
 
-        int length = prompt.Count;
+        int cached = 0, length = prompt.Count;
+        return Continue(history, ref cached, ref length, maxNewTokens, new Sampler(_model.Config.VocabSize, sampling), output, cancellation);
+    }
+
+    /// <summary>
+    /// Continues a token sequence of which the model's KV cache already holds the first <paramref name="cached"/>
+    /// tokens: prefills history[cached..length) as one block, then samples into history from <paramref name="length"/>
+    /// on (up to the array's end), streaming the text. On return <paramref name="length"/> includes the generated
+    /// tokens and <paramref name="cached"/> says how many of them the cache holds (the last sampled token is not run
+    /// until the sequence continues). A chat keeps one history across turns this way.
+    /// </summary>
+    public GenerationResult Continue(
+        int[] history, ref int cached, ref int length, int maxNewTokens, Sampler sampler, TextWriter output, CancellationToken cancellation = default)
+    {
+        if (cached < 0 || cached >= length || length > history.Length || length >= _model.ContextLength)
+        {
+            throw new ArgumentException($"cannot continue {length} tokens ({cached} cached) in a history of {history.Length} and a context of {_model.ContextLength}");
+        }
+
+        int promptTokens = length, prefilled = length - cached;
+        int limit = Math.Min(history.Length, _model.ContextLength);
         var bytes = new List<byte>(64);
         var chars = new char[256];
         Decoder utf8 = new UTF8Encoding(false, false).GetDecoder();
@@ -77,7 +100,8 @@ public sealed class TextGenerator
         string reason = "max-tokens";
         int generated = 0;
 
-        _model.Forward(history.AsSpan(0, length), 0, _logits);
+        _model.Forward(history.AsSpan(cached, prefilled), cached, _logits);
+        cached = length;
         while (generated < maxNewTokens)
         {
             if (cancellation.IsCancellationRequested)
@@ -108,19 +132,20 @@ public sealed class TextGenerator
                 break;
             }
 
-            if (length >= _model.ContextLength)
+            if (length >= limit)
             {
                 reason = "context-full";
                 break;
             }
 
             _model.Forward(history.AsSpan(length - 1, 1), length - 1, _logits);
+            cached = length;
         }
 
         Emit(utf8, [], chars, output, flush: true);
         output.Flush();
         TimeSpan total = clock.Elapsed;
-        return new GenerationResult(prompt.Count, generated, firstToken, total - firstToken, reason);
+        return new GenerationResult(promptTokens, generated, firstToken, total - firstToken, reason, prefilled);
     }
 
     private static void Emit(Decoder utf8, List<byte> bytes, char[] chars, TextWriter output, bool flush)

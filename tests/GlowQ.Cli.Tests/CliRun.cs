@@ -3,11 +3,14 @@ namespace GlowQ.Cli.Tests;
 /// <summary>Runs the glowq command line in-process, capturing stdout, stderr and the exit code.</summary>
 internal sealed record CliRun(int ExitCode, string Stdout, string Stderr)
 {
-    public static CliRun Of(params string[] args)
+    public static CliRun Of(params string[] args) => WithStdin(null, args);
+
+    /// <summary>Runs with <paramref name="stdin"/> as standard input (for <c>glowq chat</c>).</summary>
+    public static CliRun WithStdin(TextReader? stdin, params string[] args)
     {
         var stdout = new StringWriter();
         var stderr = new StringWriter();
-        int code = GlowQCommandLine.Run(args, stdout, stderr);
+        int code = stdin is null ? GlowQCommandLine.Run(args, stdout, stderr) : GlowQCommandLine.Run(args, stdout, stderr, stdin);
         return new CliRun(code, stdout.ToString(), stderr.ToString());
     }
 
