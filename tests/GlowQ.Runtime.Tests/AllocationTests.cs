@@ -1,5 +1,6 @@
 using GlowQ.Engine;
 using GlowQ.Runtime.Kernels;
+using GlowQ.TestSupport;
 
 namespace GlowQ.Runtime.Tests;
 
@@ -29,14 +30,14 @@ public sealed class AllocationTests
         Step(1);
         Step(3);
 
-        // Counted on the calling thread: the test runner's own threads allocate concurrently.
-        long before = GC.GetAllocatedBytesForCurrentThread();
-        for (int i = 0; i < 50; i++)
+        long allocated = SteadyStateAllocation.Bytes(() =>
         {
-            Step(1);
-            Step(3);
-        }
-
-        Assert.Equal(0, GC.GetAllocatedBytesForCurrentThread() - before);
+            for (int i = 0; i < 50; i++)
+            {
+                Step(1);
+                Step(3);
+            }
+        });
+        Assert.Equal(0, allocated);
     }
 }
