@@ -140,7 +140,6 @@ internal static class ChatCommand
 internal sealed class ChatSession
 {
     private readonly ILanguageModel _model;
-    private readonly ITextTokenizer _tokenizer;
     private readonly ChatPrompt _prompt;
     private readonly string? _system;
     private readonly SamplingOptions _sampling;
@@ -159,7 +158,6 @@ internal sealed class ChatSession
         TextWriter stdout, TextWriter stderr)
     {
         _model = model;
-        _tokenizer = tokenizer;
         _prompt = prompt;
         _system = system;
         _sampling = sampling;

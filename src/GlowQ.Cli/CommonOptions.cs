@@ -122,8 +122,7 @@ internal sealed class CommonOptions
 
             ITextTokenizer tokenizer = parse.GetValue(Tokenizer) is string tokenizerPath
                 ? TokenizerLoader.Load(tokenizerPath)
-                : EmbeddedTokenizers.Load(model.TokenizerType, file.GetBytes(file.RequireTensor(model.TokenizerTensor)).ToArray(), file.Name,
-                    model.TokenizerConfigTensor is string config ? file.GetBytes(file.RequireTensor(config)).ToArray() : null);
+                : EmbeddedTokenizers.FromGlq(file, model);
             var runtime = GlqRuntimeModel.Open(file, mask, options);
             handedOver = true;
             return new LoadedModel(runtime, tokenizer, $".glq {model.Method}, int4 runtime, {restored}");
@@ -141,14 +140,14 @@ internal sealed class CommonOptions
     /// <param name="profileFraction">The named device profile's restore fraction, used when --restore is not given.</param>
     private byte[] ChooseMask(ParseResult parse, GlqModel model, double? profileFraction)
     {
-        string? restore = parse.GetValue(Restore) ?? profileFraction?.ToString("R", CultureInfo.InvariantCulture);
+        string? restore = parse.GetValue(Restore);
         string? metric = parse.GetValue(Metric);
         int units = model.Units.Count;
         switch (restore)
         {
-            case null when metric is not null:
+            case null when profileFraction is null && metric is not null:
                 throw new CliUsageException("--metric ranks units for --restore FRACTION; give --restore too");
-            case null:
+            case null when profileFraction is null:
                 return model.DefaultMask;
             case "all" or "none" when metric is not null:
                 throw new CliUsageException($"--metric does not apply to --restore {restore}");
@@ -158,10 +157,7 @@ internal sealed class CommonOptions
                 return new byte[units];
         }
 
-        if (!double.TryParse(restore, NumberStyles.Float, CultureInfo.InvariantCulture, out double fraction) || !(fraction >= 0 && fraction <= 1))
-        {
-            throw new CliUsageException($"--restore must be a fraction in [0, 1], 'all' or 'none', got '{restore}'");
-        }
+        double fraction = restore is null ? profileFraction!.Value : RestoreOption.Parse(restore);
 
         if (units == 0)
         {

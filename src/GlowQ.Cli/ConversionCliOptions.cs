@@ -145,16 +145,7 @@ internal sealed class ConversionCliOptions
 
         if (parse.GetValue(Calib) is string path)
         {
-            byte[] text = File.ReadAllBytes(path);
-            string content;
-            try
-            {
-                content = new UTF8Encoding(false, throwOnInvalidBytes: true).GetString(text);
-            }
-            catch (DecoderFallbackException)
-            {
-                throw new CliUsageException($"{path}: calibration text is not valid UTF-8");
-            }
+            (string content, byte[] text) = Utf8TextFile.Read(path, "calibration text");
 
             List<int[]> sequences = CalibrationData.FromText(tokenizer, content, parse.GetValue(CalibSamples), seqLen);
             if (sequences.Count == 0)

@@ -3,6 +3,7 @@ using System.Globalization;
 using GlowQ.Converter;
 using GlowQ.Engine;
 using GlowQ.Format;
+using GlowQ.Format.Glq;
 
 namespace GlowQ.Cli;
 
@@ -15,7 +16,7 @@ internal static class ConvertCommand
         var output = new Option<string>("--output", "-o") { Description = "The .glq file to write (written atomically).", Required = true };
         var tokenizer = new Option<string?>("--tokenizer") { Description = "Tokenizer file to embed when it is not beside the model." };
         var method = new Option<string>("--method") { Description = "glowq (shared B per input-sharing unit), layerwise (one A/B pair per module) or rtn (no correction).", DefaultValueFactory = _ => "glowq" };
-        method.AcceptOnlyFromAmong([.. GlqModelMethods]);
+        method.AcceptOnlyFromAmong([.. GlqModel.Methods]);
         var conversion = new ConversionCliOptions();
         var restore = new Option<string>("--restore") { Description = "Default restoration mask: 'all', 'none' or a fraction of units (by --metric).", DefaultValueFactory = _ => "all" };
         var metric = new Option<string?>("--metric") { Description = "Metric that ranks units for --restore (default: the first of --metrics)." };
@@ -44,8 +45,8 @@ internal static class ConvertCommand
                 throw new CliUsageException($"--metric {maskMetric} is not among --metrics {string.Join(",", metrics)}");
             }
 
-            double fraction = ParseRestore(parse.GetValue(restore)!);
-            bool needsCalibration = chosen != "rtn" || quantizer == "gptq";
+            double fraction = RestoreOption.Parse(parse.GetValue(restore)!);
+            bool needsCalibration = ConversionOptions.Calibrates(chosen, quantizer);
             conversion.Validate(parse, needsCalibration, chosen != "rtn" ? $"--method {chosen}" : "--quantizer gptq");
 
             using ICheckpoint checkpoint = CheckpointExtensions.Open(parse.GetValue(model)!);
@@ -75,14 +76,4 @@ internal static class ConvertCommand
         });
         return command;
     }
-
-    private static IReadOnlyList<string> GlqModelMethods => GlowQ.Format.Glq.GlqModel.Methods;
-
-    private static double ParseRestore(string value) => value switch
-    {
-        "all" => 1.0,
-        "none" => 0.0,
-        _ when double.TryParse(value, NumberStyles.Float, CultureInfo.InvariantCulture, out double f) && f is >= 0 and <= 1 => f,
-        _ => throw new CliUsageException($"--restore must be 'all', 'none' or a fraction in [0, 1], got '{value}'"),
-    };
 }

@@ -58,10 +58,11 @@ internal static class EvalCommand
                 throw new CliUsageException(e.Message);
             }
 
-            bool needsCalibration = chosen.Any(v => v.Kind is not ("fp" or "rtn"));
-            conversion.Validate(parse, needsCalibration, "--variants " + string.Join(",", chosen.Where(v => v.Kind is not ("fp" or "rtn")).Select(v => v.Kind).Distinct()));
+            EvaluationVariant[] calibrated = [.. chosen.Where(AccuracyEvaluation.NeedsCalibration)];
+            bool needsCalibration = calibrated.Length > 0;
+            conversion.Validate(parse, needsCalibration, "--variants " + string.Join(",", calibrated.Select(v => v.Kind).Distinct()));
             string textPath = parse.GetValue(text)!;
-            string content = ReadText(textPath);
+            string content = Utf8TextFile.Read(textPath, "text file").Text;
             int length = parse.GetValue(seqLen);
             if (length is not 0 and < 2)
             {
@@ -115,23 +116,6 @@ internal static class EvalCommand
             return GlowQCommandLine.ExitOk;
         });
         return command;
-    }
-
-    private static string ReadText(string path)
-    {
-        if (!File.Exists(path))
-        {
-            throw new FileNotFoundException($"{path}: text file not found", path);
-        }
-
-        try
-        {
-            return new UTF8Encoding(false, throwOnInvalidBytes: true).GetString(File.ReadAllBytes(path));
-        }
-        catch (DecoderFallbackException)
-        {
-            throw new CliUsageException($"{path}: not valid UTF-8 text");
-        }
     }
 
     /// <summary>Writes through a temporary file and a rename, so a failure never leaves a truncated result.</summary>

@@ -29,20 +29,7 @@ internal static class PerplexityCommand
         command.SetAction(parse =>
         {
             string path = parse.GetValue(text)!;
-            if (!File.Exists(path))
-            {
-                throw new FileNotFoundException($"{path}: text file not found", path);
-            }
-
-            string content;
-            try
-            {
-                content = new UTF8Encoding(false, throwOnInvalidBytes: true).GetString(File.ReadAllBytes(path));
-            }
-            catch (DecoderFallbackException)
-            {
-                throw new CliUsageException($"{path}: not valid UTF-8 text");
-            }
+            string content = Utf8TextFile.Read(path, "text file").Text;
 
             int length = parse.GetValue(seqLen);
             if (length != 0 && length < 2)

@@ -40,4 +40,9 @@ public static class EmbeddedTokenizers
         "hf-json" => HfTokenizerJson.Parse(bytes, source, config),
         _ => throw new GlowQ.Format.ModelFormatException($"{source}: tokenizer.type '{type}' is not supported"),
     };
+
+    /// <summary>The tokenizer a .glq file embeds, with its tokenizer_config.json when the file has one.</summary>
+    public static ITextTokenizer FromGlq(GlowQ.Format.Glq.GlqFile file, GlowQ.Format.Glq.GlqModel model) =>
+        Load(model.TokenizerType, file.GetBytes(file.RequireTensor(model.TokenizerTensor)).ToArray(), file.Name,
+            model.TokenizerConfigTensor is string config ? file.GetBytes(file.RequireTensor(config)).ToArray() : null);
 }

@@ -93,26 +93,7 @@ public sealed class LayerwiseCalibration : IActivationObserver
     /// Sequential calibration, first half: the statistics of the next layer's inputs, from a single-layer model of the
     /// full-precision layer run on copies of the stored activations (which stay as they are).
     /// </summary>
-    public LayerStatistics ObserveNextLayer(LlamaModel layerModel)
-    {
-        ModelConfig c = _config;
-        if (Layer >= c.Layers)
-        {
-            throw new InvalidOperationException("every layer has been calibrated");
-        }
-
-        _current = new LayerStatistics(Layer, new(c.Dim), new(c.QDim), new(c.Dim), new(c.HiddenDim));
-        float[] scratch = new float[_hidden.Max(h => h.Length)];
-        for (int s = 0; s < _sequences.Count; s++)
-        {
-            _hidden[s].CopyTo(scratch, 0);
-            layerModel.RunLayer(0, scratch, _sequences[s].Length, this);
-        }
-
-        LayerStatistics done = _current;
-        _current = null;
-        return done;
-    }
+    public LayerStatistics ObserveNextLayer(LlamaModel layerModel) => Observe(layerModel, 0, advance: false);
 
     /// <summary>
     /// Sequential calibration, second half: advances the stored activations through the layer as it will run
@@ -128,7 +109,13 @@ public sealed class LayerwiseCalibration : IActivationObserver
         Layer++;
     }
 
-    private LayerStatistics Advance(LlamaModel model, int layerInModel)
+    private LayerStatistics Advance(LlamaModel model, int layerInModel) => Observe(model, layerInModel, advance: true);
+
+    /// <summary>
+    /// Runs one layer over every sequence, accumulating its four input statistics. With <paramref name="advance"/>
+    /// the stored activations become the layer's outputs; without, the layer runs on copies and they stay as they are.
+    /// </summary>
+    private LayerStatistics Observe(LlamaModel model, int layerInModel, bool advance)
     {
         ModelConfig c = _config;
         if (Layer >= c.Layers)
@@ -137,14 +124,26 @@ public sealed class LayerwiseCalibration : IActivationObserver
         }
 
         _current = new LayerStatistics(Layer, new(c.Dim), new(c.QDim), new(c.Dim), new(c.HiddenDim));
+        float[] scratch = advance ? [] : new float[_hidden.Max(h => h.Length)];
         for (int s = 0; s < _sequences.Count; s++)
         {
-            model.RunLayer(layerInModel, _hidden[s], _sequences[s].Length, this);
+            float[] hidden = _hidden[s];
+            if (!advance)
+            {
+                hidden.CopyTo(scratch, 0);
+                hidden = scratch;
+            }
+
+            model.RunLayer(layerInModel, hidden, _sequences[s].Length, this);
         }
 
         LayerStatistics done = _current;
         _current = null;
-        Layer++;
+        if (advance)
+        {
+            Layer++;
+        }
+
         return done;
     }
 

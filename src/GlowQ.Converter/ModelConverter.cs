@@ -51,7 +51,10 @@ public sealed record ConversionOptions
     public static readonly IReadOnlyList<string> Quantizers = ["rtn", "gptq"];
 
     /// <summary>Whether this conversion needs calibration activations (any correction, or GPTQ).</summary>
-    public bool NeedsCalibration => Method != "rtn" || Quantizer == "gptq";
+    public bool NeedsCalibration => Calibrates(Method, Quantizer);
+
+    /// <summary>Whether a conversion by <paramref name="method"/> on <paramref name="quantizer"/> needs calibration activations.</summary>
+    public static bool Calibrates(string method, string quantizer) => method != "rtn" || quantizer == "gptq";
 }
 
 /// <summary>The tokenizer to embed: the original file's bytes and its type (llama2c, sentencepiece, hf-json).</summary>
@@ -217,9 +220,11 @@ public static class ModelConverter
 
                 if (sequential)
                 {
+                    // A and B rounded to fp16 first, as the file stores them.
+                    float[] storedB = RoundToHalf(f.B);
                     for (int i = 0; i < members.Length; i++)
                     {
-                        AddCorrectionAsStored(quantized[members[i].Module].Q, f.A[i], f.B, unit.Rank);
+                        SimulatedQuantizedModel.AddLowRank(quantized[members[i].Module].Q, RoundToHalf(f.A[i]), storedB, unit.Rank);
                     }
                 }
             }
@@ -252,21 +257,6 @@ public static class ModelConverter
         writer.Commit();
         progress.Advance(1);
         return new ConversionReport(units, scores, mask, new FileInfo(outputPath).Length);
-    }
-
-    /// <summary>w += A·B with A and B rounded to fp16 first, as the file stores them.</summary>
-    private static void AddCorrectionAsStored(float[] w, float[] a, float[] b, int rank)
-    {
-        float[] a16 = RoundToHalf(a), b16 = RoundToHalf(b);
-        int cols = b.Length / rank, rows = a.Length / rank;
-        for (int r = 0; r < rows; r++)
-        {
-            Span<float> row = w.AsSpan(r * cols, cols);
-            for (int j = 0; j < rank; j++)
-            {
-                System.Numerics.Tensors.TensorPrimitives.MultiplyAdd(b16.AsSpan(j * cols, cols), a16[r * rank + j], row, row);
-            }
-        }
     }
 
     private static float[] RoundToHalf(float[] values)

@@ -43,18 +43,7 @@ public static class SimulatedQuantizedModel
             float[] b = Floats(file, unit.BName);
             foreach (string member in unit.Members)
             {
-                float[] w = dense[member];
-                int cols = b.Length / unit.Rank;
-                float[] a = Floats(file, unit.AName(member));
-                int rows = a.Length / unit.Rank;
-                for (int r = 0; r < rows; r++)
-                {
-                    Span<float> row = w.AsSpan(r * cols, cols);
-                    for (int j = 0; j < unit.Rank; j++)
-                    {
-                        System.Numerics.Tensors.TensorPrimitives.MultiplyAdd(b.AsSpan(j * cols, cols), a[r * unit.Rank + j], row, row);
-                    }
-                }
+                AddLowRank(dense[member], Floats(file, unit.AName(member)), b, unit.Rank);
             }
         }
 
@@ -83,6 +72,20 @@ public static class SimulatedQuantizedModel
     }
 
     /// <summary>Q(W) of one projection, [rows × cols] fp32, via the format's one dequantisation.</summary>
+    /// <summary>W += A·B for row-major W [rows × cols], A [rows × rank], B [rank × cols].</summary>
+    public static void AddLowRank(float[] w, ReadOnlySpan<float> a, ReadOnlySpan<float> b, int rank)
+    {
+        int cols = b.Length / rank, rows = a.Length / rank;
+        for (int r = 0; r < rows; r++)
+        {
+            Span<float> row = w.AsSpan(r * cols, cols);
+            for (int j = 0; j < rank; j++)
+            {
+                System.Numerics.Tensors.TensorPrimitives.MultiplyAdd(b.Slice(j * cols, cols), a[r * rank + j], row, row);
+            }
+        }
+    }
+
     public static float[] Dequantize(GlqFile file, GlqLinear linear, int groupSize)
     {
         var w = new float[linear.Rows * linear.Cols];
@@ -126,8 +129,7 @@ public static class GlqEvaluationLoader
         LlamaWeights weights = SimulatedQuantizedModel.Load(file, mask);
         Tokenizers.ITextTokenizer tokenizer = tokenizerPath is not null
             ? Tokenizers.TokenizerLoader.Load(tokenizerPath)
-            : EmbeddedTokenizers.Load(model.TokenizerType, file.GetBytes(file.RequireTensor(model.TokenizerTensor)).ToArray(), file.Name,
-                model.TokenizerConfigTensor is string config ? file.GetBytes(file.RequireTensor(config)).ToArray() : null);
+            : EmbeddedTokenizers.FromGlq(file, model);
         return new LoadedModel(new LlamaModel(weights, options), tokenizer, $".glq {model.Method}, simulated int4");
     }
 

@@ -82,6 +82,10 @@ public static class AccuracyEvaluation
 
     private static bool IsNumber(string token) => double.TryParse(token, NumberStyles.Float, CultureInfo.InvariantCulture, out _);
 
+    /// <summary>Whether the variant's conversion needs calibration activations.</summary>
+    public static bool NeedsCalibration(EvaluationVariant variant) =>
+        ConversionOf(variant.Kind) is (string method, string quantizer) && ConversionOptions.Calibrates(method, quantizer);
+
     /// <summary>The conversion a variant's kind needs: (method, base quantiser), or null for fp.</summary>
     private static (string Method, string Quantizer)? ConversionOf(string kind) => kind switch
     {
@@ -161,7 +165,7 @@ public static class AccuracyEvaluation
         using var quantized = new LlamaModel(SimulatedQuantizedModel.Load(file, mask), options);
         double ppl = Perplexity.Evaluate(quantized, windows).Perplexity;
         (long baseBytes, long weights) = BaseStorage(file, model);
-        long factorBytes = FactorBytes(model, mask);
+        long factorBytes = model.CorrectionBytes(file, mask);
         int restored = mask.Count(b => b == 1);
         return new VariantResult(variant, ppl, (baseBytes + factorBytes) * 8.0 / weights, factorBytes, restored, restored, model.Units.Count);
     }
@@ -180,23 +184,6 @@ public static class AccuracyEvaluation
         }
 
         return (bytes, weights);
-    }
-
-    /// <summary>fp16 bytes of A and B of the units <paramref name="mask"/> restores.</summary>
-    public static long FactorBytes(GlqModel model, IReadOnlyList<byte> mask)
-    {
-        Dictionary<string, GlqLinear> linears = GlqModel.LinearsByModule(model.Config);
-        long bytes = 0;
-        for (int u = 0; u < model.Units.Count; u++)
-        {
-            if (mask[u] == 1)
-            {
-                GlqUnit unit = model.Units[u];
-                bytes += 2L * unit.Rank * (linears[unit.Members[0]].Cols + unit.Members.Sum(m => linears[m].Rows));
-            }
-        }
-
-        return bytes;
     }
 
     private static double SourceBitsPerWeight(ICheckpoint checkpoint)

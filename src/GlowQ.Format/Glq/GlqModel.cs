@@ -11,6 +11,9 @@ public sealed record GlqUnit(string Name, IReadOnlyList<string> Members, int Ran
     public static string MemberShortName(string module) => module[(module.LastIndexOf('.') + 1)..];
 
     public string AName(string member) => $"glowq.{Name}.A.{MemberShortName(member)}";
+
+    /// <summary>The unit's correction tensors: B, then one A per member.</summary>
+    public IEnumerable<string> FactorTensorNames => [BName, .. Members.Select(AName)];
 }
 
 /// <summary>One quantised projection of a decoder layer, with its logical shape.</summary>
@@ -65,6 +68,26 @@ public sealed class GlqModel
 
     /// <summary>1 restores the unit's correction, 0 runs plain int4; one entry per unit.</summary>
     public byte[] DefaultMask { get; }
+
+    /// <summary>Bytes of the A and B tensors of the units <paramref name="mask"/> restores, as stored in <paramref name="file"/>.</summary>
+    public long CorrectionBytes(GlqFile file, IReadOnlyList<byte> mask)
+    {
+        if (mask.Count != Units.Count)
+        {
+            throw new ArgumentException($"mask has {mask.Count} entries, the file has {Units.Count} units");
+        }
+
+        long bytes = 0;
+        for (int u = 0; u < Units.Count; u++)
+        {
+            if (mask[u] == 1)
+            {
+                bytes += Units[u].FactorTensorNames.Sum(n => (long)file.RequireTensor(n).Length);
+            }
+        }
+
+        return bytes;
+    }
 
     public string TokenizerType { get; }
 

@@ -16,24 +16,8 @@ public sealed record MemoryPlan(long WeightBytes, long CorrectionBytes, long KvC
     /// <param name="prefillTokens">Most tokens one forward pass processes at once (the prefill chunk).</param>
     public static MemoryPlan For(GlqFile file, GlqModel model, IReadOnlyList<byte> mask, int contextLength, int kvElementBytes, int prefillTokens = 64)
     {
-        if (mask.Count != model.Units.Count)
-        {
-            throw new ArgumentException($"mask has {mask.Count} entries, the file has {model.Units.Count} units");
-        }
-
-        var factorTensors = new HashSet<string>(StringComparer.Ordinal);
-        long correction = 0;
-        for (int u = 0; u < model.Units.Count; u++)
-        {
-            GlqUnit unit = model.Units[u];
-            string[] names = [unit.BName, .. unit.Members.Select(unit.AName)];
-            factorTensors.UnionWith(names);
-            if (mask[u] == 1)
-            {
-                correction += names.Sum(n => (long)file.RequireTensor(n).Length);
-            }
-        }
-
+        long correction = model.CorrectionBytes(file, mask);
+        var factorTensors = new HashSet<string>(model.Units.SelectMany(u => u.FactorTensorNames), StringComparer.Ordinal);
         long weights = file.Tensors.Where(t => !factorTensors.Contains(t.Name)).Sum(t => (long)t.Length);
         ModelConfig c = model.Config;
         long kvPerToken = 2L * c.Layers * c.KvHeads * c.HeadDim * kvElementBytes;
