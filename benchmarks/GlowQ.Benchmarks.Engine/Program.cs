@@ -3,7 +3,7 @@
 // Usage: dotnet run -c Release --project benchmarks/GlowQ.Benchmarks.Engine -- [--dim 2048] [--layers 4]
 //        [--heads 32] [--kv-heads 8] [--hidden 8192] [--vocab 32000] [--dtype f16|f32] [--threads 1,2]
 //        [--prompt 128] [--gen 64] [--repeats 5] [--model PATH]
-//        [--glq FILE.glq [--engines int4,fp32] [--restore all|none|default]]
+//        [--glq FILE.glq [--engines int4,fp32] [--restore all|none|default] [--widen-head yes|no]]
 using System.Diagnostics;
 using System.Globalization;
 using GlowQ.Converter;
@@ -33,7 +33,7 @@ if (options.Glq is { } glqPath)
         var inference = new InferenceOptions { ContextLength = options.Prompt + options.Gen + 1, Threads = threads };
         foreach (string engine in options.Engines)
         {
-            using ILanguageModel model = engine == "int4" ? GlqRuntimeModel.Open(glqPath, mask, inference) : new LlamaModel(dense!, inference);
+            using ILanguageModel model = engine == "int4" ? GlqRuntimeModel.Open(glqPath, mask, inference, options.WidenHead) : new LlamaModel(dense!, inference);
             // Bytes a decode step streams: every weight but an untied embedding, of which only one row is read.
             long untiedEmbedding = c.TiedEmbeddings ? 0 : (engine == "int4" ? (long)file.RequireTensor(LlamaTensorNames.Embedding).Length : dense!.Embedding.ByteSize);
             rows.Add(Measure(model, $"{engine} | {threads}", model.WeightBytes - untiedEmbedding, options));
@@ -113,7 +113,7 @@ static double Median(List<double> values)
 
 internal sealed record BenchmarkOptions(
     int Dim, int Layers, int Heads, int KvHeads, int Hidden, int Vocab, string DType, int[] Threads, int Prompt, int Gen, int Repeats, string? Model,
-    string? Glq = null, string[]? EngineList = null, string Restore = "default")
+    string? Glq = null, string[]? EngineList = null, string Restore = "default", bool WidenHead = false)
 {
     public static BenchmarkOptions Parse(string[] args)
     {
@@ -138,6 +138,7 @@ internal sealed record BenchmarkOptions(
                 "--glq" => o with { Glq = v },
                 "--engines" => o with { EngineList = v.Split(',') },
                 "--restore" => o with { Restore = v },
+                "--widen-head" => o with { WidenHead = v == "yes" },
                 _ => throw new ArgumentException($"unknown option {args[i]}"),
             };
         }

@@ -1,5 +1,4 @@
 using System.CommandLine;
-using System.Diagnostics;
 using System.Text;
 using GlowQ.Engine;
 using GlowQ.Format.Glq;
@@ -14,14 +13,24 @@ namespace GlowQ.Cli;
 internal static class ChatCommand
 {
     /// <param name="stdin">The user's input; null reads the console (and shows a "> " prompt when it is a terminal).</param>
-    public static Command Create(TextWriter stdout, TextWriter stderr, TextReader? stdin)
+    public static Command Create(TextWriter stdout, TextWriter stderr, TextReader? stdin, CliDefaults defaults)
     {
-        var common = new CommonOptions();
+        var common = new CommonOptions(defaults);
         var generation = new SamplingCliOptions(
+            defaults.Settings.Generation,
+            defaults.Settings.Chat.MaxTokens,
             "Most tokens per reply.",
             "Context length in tokens (default: the model's, at most 4096). When full, the oldest turns are dropped.");
-        var system = new Option<string?>("--system") { Description = "System prompt (default: the model's, if it has one). Ignored by the plain format unless given." };
-        var chatFormat = new Option<string?>("--chat-format") { Description = "plain, llama2, llama3 or chatml (default: the model's; plain for base models)." };
+        var system = new Option<string?>("--system")
+        {
+            Description = "System prompt (default: the model's, if it has one). Ignored by the plain format unless given.",
+            DefaultValueFactory = _ => defaults.Settings.Chat.System,
+        };
+        var chatFormat = new Option<string?>("--chat-format")
+        {
+            Description = "plain, llama2, llama3 or chatml (default: the model's; plain for base models).",
+            DefaultValueFactory = _ => defaults.Settings.Chat.Format,
+        };
 
         var command = new Command("chat", "Chat with a model: one user turn per line on stdin, each reply streams to stdout; /reset, /stats, /quit.");
         common.AddTo(command);
@@ -39,12 +48,9 @@ internal static class ChatCommand
             }
 
             bool quiet = parse.GetValue(common.Quiet);
-            string modelPath = common.ModelPath(parse);
-            (string modelFormat, string? modelSystem) = ModelChatFormat(modelPath, parse.GetValue(common.Tokenizer));
-            format ??= modelFormat;
-            string? systemPrompt = parse.GetValue(system) ?? (format == ChatTemplates.Plain ? null : modelSystem);
-
-            using LoadedModel loaded = common.Load(parse, contextLength, stderr);
+            using LoadedModel loaded = common.Load(parse, contextLength);
+            format ??= loaded.ChatFormat;
+            string? systemPrompt = parse.GetValue(system) ?? (format == ChatTemplates.Plain ? null : loaded.DefaultSystemPrompt);
             bool terminal = stdin is null && !Console.IsInputRedirected;
             TextReader input = stdin ?? (Console.IsInputRedirected
                 ? new StreamReader(Console.OpenStandardInput(), new UTF8Encoding(false, throwOnInvalidBytes: false))
@@ -56,7 +62,7 @@ internal static class ChatCommand
             }
 
             var session = new ChatSession(loaded.Model, loaded.Tokenizer, new ChatPrompt(format, loaded.Tokenizer), systemPrompt, sampling, limit, stdout, stderr);
-            using var interrupt = new ChatInterrupt(stdout, stderr);
+            using var interrupt = InterruptCancellation.ForSession(stdout, stderr, "glowq: reply interrupted (Ctrl+C again to quit)");
             while (true)
             {
                 if (terminal)
@@ -93,42 +99,11 @@ internal static class ChatCommand
                         continue;
                 }
 
-                session.Reply(line, interrupt.BeginReply());
-                interrupt.EndReply();
+                session.Reply(line, interrupt.BeginStep());
+                interrupt.EndStep();
             }
         });
         return command;
-    }
-
-    /// <summary>
-    /// The chat format and default system prompt a model declares: a .glq file's metadata, else the chat template of a
-    /// tokenizer_config.json beside the model (or the --tokenizer), else plain.
-    /// </summary>
-    internal static (string Format, string? System) ModelChatFormat(string modelPath, string? tokenizerPath)
-    {
-        if (modelPath.EndsWith(".glq", StringComparison.OrdinalIgnoreCase))
-        {
-            using GlqFile file = GlqFile.Open(modelPath);
-            GlqModel model = GlqModel.Read(file);
-            return (model.ChatFormat, model.DefaultSystemPrompt);
-        }
-
-        foreach (string? place in new[] { modelPath, tokenizerPath })
-        {
-            if (place is null)
-            {
-                continue;
-            }
-
-            string directory = Directory.Exists(place) ? place : Path.GetDirectoryName(Path.GetFullPath(place)) ?? ".";
-            string config = Path.Combine(directory, "tokenizer_config.json");
-            if (File.Exists(config))
-            {
-                return (ChatTemplates.Detect(ChatTemplates.FromTokenizerConfig(File.ReadAllBytes(config), config)), null);
-            }
-        }
-
-        return (ChatTemplates.Plain, null);
     }
 }
 
@@ -259,65 +234,5 @@ internal sealed class ChatSession
         _length = 0;
         _cached = 0;
         return [.. tokens];
-    }
-}
-
-/// <summary>
-/// Ctrl+C as <see cref="InterruptCancellation"/> handles it, with a chat's two levels: the first press during a reply
-/// stops that reply; a second press in the same reply, or one at the prompt, ends the session with exit code 130.
-/// </summary>
-internal sealed class ChatInterrupt : IDisposable
-{
-    private readonly Lock _gate = new();
-    private readonly ConsoleCancelEventHandler _onCancelKey;
-    private CancellationTokenSource? _reply;
-
-    public ChatInterrupt(TextWriter stdout, TextWriter stderr)
-    {
-        _onCancelKey = (_, e) =>
-        {
-            e.Cancel = true;
-            lock (_gate)
-            {
-                if (_reply is { IsCancellationRequested: false } reply)
-                {
-                    reply.Cancel();
-                    stderr.WriteLine();
-                    stderr.WriteLine("glowq: reply interrupted (Ctrl+C again to quit)");
-                    return;
-                }
-            }
-
-            stdout.Flush();
-            stderr.WriteLine();
-            stderr.WriteLine("glowq: interrupted");
-            Environment.Exit(GlowQCommandLine.ExitInterrupted);
-        };
-        Console.CancelKeyPress += _onCancelKey;
-    }
-
-    public CancellationToken BeginReply()
-    {
-        lock (_gate)
-        {
-            _reply?.Dispose();
-            _reply = new CancellationTokenSource();
-            return _reply.Token;
-        }
-    }
-
-    public void EndReply()
-    {
-        lock (_gate)
-        {
-            _reply?.Dispose();
-            _reply = null;
-        }
-    }
-
-    public void Dispose()
-    {
-        Console.CancelKeyPress -= _onCancelKey;
-        EndReply();
     }
 }

@@ -1,20 +1,25 @@
 using System.CommandLine;
 using System.Globalization;
+using GlowQ.Cli.Hosting;
 using GlowQ.Converter;
 using GlowQ.Engine;
+using GlowQ.Format;
 using GlowQ.Format.Glq;
 using GlowQ.Runtime.Model;
 using GlowQ.Runtime.Profiles;
 using GlowQ.Tokenizers;
+using Microsoft.Extensions.Logging;
 
 namespace GlowQ.Cli;
 
-/// <summary>Options shared by the verbs that load a model.</summary>
-internal sealed class CommonOptions
+/// <summary>Options shared by the verbs that load a model; their defaults come from configuration (<see cref="ModelSettings"/>).</summary>
+internal sealed class CommonOptions(CliDefaults defaults)
 {
     public Option<string> Model { get; } = new("--model", "-m")
     {
-        Description = "Model: an HF checkpoint directory (config.json + safetensors), a llama2.c .bin file, or a .glq file (run by the int4 runtime). Default: the bundled stories260K.",
+        Description = "Model: a .glq file (run by the int4 runtime), an HF checkpoint directory (config.json + safetensors) or a llama2.c .bin file (run in fp32). "
+            + "Default: the bundled stories260K.glq, built into the binary.",
+        DefaultValueFactory = _ => defaults.Settings.Model.Path ?? "",
     };
 
     public Option<string?> Tokenizer { get; } = new("--tokenizer")
@@ -24,13 +29,13 @@ internal sealed class CommonOptions
 
     public Option<int> Threads { get; } = new("--threads", "-t")
     {
-        Description = "Worker threads (default: one per core).",
-        DefaultValueFactory = _ => 0,
+        Description = "Worker threads (0: one per core).",
+        DefaultValueFactory = _ => defaults.Settings.Model.Threads,
     };
 
     public Option<bool> Quiet { get; } = new("--quiet", "-q")
     {
-        Description = "Print nothing on stderr but errors.",
+        Description = "Print only warnings and errors on stderr.",
     };
 
     public Option<bool> Simulated { get; } = new("--simulated")
@@ -41,17 +46,27 @@ internal sealed class CommonOptions
     public Option<string?> Restore { get; } = new("--restore")
     {
         Description = "Which GlowQ units of a .glq file run their correction: a FRACTION in [0, 1] of units ranked by --metric, 'all' or 'none' (default: the file's mask).",
+        DefaultValueFactory = _ => defaults.Settings.Model.Restore,
     };
 
     public Option<string?> Metric { get; } = new("--metric")
     {
         Description = "Stored importance score that ranks units for --restore FRACTION (default: gsvd, or the file's first).",
+        DefaultValueFactory = _ => defaults.Settings.Model.Metric,
     };
 
     public Option<string?> Profile { get; } = new("--profile")
     {
         Description = "Device profile: a name built into the binary (orin-nano-8gb, orin-nx-16gb, agx-orin-64gb, xavier-nx, agx-xavier, jetson-nano-4gb, h100-dev, cpu) or a .json path. "
             + "Default: the detected Jetson, else cpu. Its memory budget is checked before a .glq model is loaded; a named profile also sets the default --restore fraction.",
+        DefaultValueFactory = _ => defaults.Settings.Model.Profile,
+    };
+
+    public Option<string?> KvCache { get; } = new("--kv-cache")
+    {
+        Description = "KV cache element type: f16 (half the memory; keys and values rounded to fp16 once, attention still in fp32) or f32. "
+            + "Default: the device profile's kv_cache_dtype for .glq models, f32 for .bin and HF checkpoints (the fp32 reference).",
+        DefaultValueFactory = _ => defaults.Settings.Model.KvCache,
     };
 
     public void AddTo(Command command)
@@ -64,9 +79,11 @@ internal sealed class CommonOptions
         command.Options.Add(Restore);
         command.Options.Add(Metric);
         command.Options.Add(Profile);
+        command.Options.Add(KvCache);
     }
 
-    public string ModelPath(ParseResult parse) => parse.GetValue(Model) is { Length: > 0 } path ? path : BundledModel.Path;
+    /// <summary>The --model path, or null for the bundled model.</summary>
+    public string? ModelPath(ParseResult parse) => parse.GetValue(Model) is { Length: > 0 } path ? path : null;
 
     public int ThreadCount(ParseResult parse)
     {
@@ -74,50 +91,97 @@ internal sealed class CommonOptions
         return threads >= 0 ? threads : throw new CliUsageException($"--threads must be ≥ 0, got {threads}");
     }
 
-    public LoadedModel Load(ParseResult parse, int contextLength, TextWriter stderr)
+    /// <param name="contextLength">Positions the KV cache holds; 0: the model's maximum, capped (<see cref="InferenceOptions.DefaultContextCap"/>).</param>
+    public LoadedModel Load(ParseResult parse, int contextLength) => Load(parse, _ => contextLength);
+
+    /// <param name="contextLength">Positions the KV cache holds, chosen from the model's configuration once it is read.</param>
+    public LoadedModel Load(ParseResult parse, Func<ModelConfig, int> contextLength)
     {
-        string path = ModelPath(parse);
-        var options = new InferenceOptions { ContextLength = contextLength, Threads = ThreadCount(parse) };
-        bool glq = path.EndsWith(".glq", StringComparison.OrdinalIgnoreCase);
-        if (!glq && (parse.GetValue(Simulated) || parse.GetValue(Restore) is not null || parse.GetValue(Metric) is not null))
+        string? path = ModelPath(parse);
+        bool glq = path is null || path.EndsWith(".glq", StringComparison.OrdinalIgnoreCase);
+        // Only what the command line says: a configured default --restore must not stop a checkpoint from running.
+        if (!glq && (parse.GetValue(Simulated) || parse.GetResult(Restore) is { Implicit: false } || parse.GetResult(Metric) is { Implicit: false }))
         {
             throw new CliUsageException("--simulated, --restore and --metric apply to .glq models only");
         }
 
-        LoadedModel loaded = glq ? LoadGlq(parse, path, options) : ModelLoader.Load(path, parse.GetValue(Tokenizer), options);
-        if (!parse.GetValue(Quiet))
+        KvCacheDtype? kvCache = KvCacheChoice(parse);
+        LoadedModel loaded;
+        KvCacheDtype kvCacheUsed;
+        if (glq)
+        {
+            loaded = LoadGlq(parse, path is null ? BundledModel.Open() : GlqFile.Open(path), contextLength, kvCache, out kvCacheUsed);
+        }
+        else
+        {
+            // The fp32 engine is the numerical reference: its cache stays fp32 unless asked otherwise.
+            kvCacheUsed = kvCache ?? KvCacheDtype.F32;
+            var options = new InferenceOptions
+            {
+                ContextLength = contextLength(GlqEvaluationLoader.ConfigOf(path!)), Threads = ThreadCount(parse), KvCacheDtype = kvCacheUsed,
+            };
+            loaded = ModelLoader.Load(path!, parse.GetValue(Tokenizer), options);
+        }
+
+        if (defaults.Log.IsEnabled(LogLevel.Information))
         {
             var c = loaded.Model.Config;
-            stderr.WriteLine(
-                $"glowq: {Path.GetFileName(Path.TrimEndingDirectorySeparator(path))} ({loaded.CheckpointFormat}, {c.Architecture}): {c.Layers} layers, dim {c.Dim}, "
+            string name = path is null ? $"{BundledModel.Name} (bundled)" : Path.GetFileName(Path.TrimEndingDirectorySeparator(path));
+            defaults.Log.LogInformation(
+                "{Model}", $"{name} ({loaded.CheckpointFormat}, {c.Architecture}): {c.Layers} layers, dim {c.Dim}, "
                 + $"{c.Heads}/{c.KvHeads} heads, vocab {c.VocabSize}, {loaded.Model.WeightBytes / 1e6:F1} MB weights; "
-                + $"context {loaded.Model.ContextLength}, {loaded.Model.Threads} threads; tokenizer {loaded.Tokenizer.Description}");
+                + $"context {loaded.Model.ContextLength}, KV cache {kvCacheUsed.Name()} "
+                + $"({kvCacheUsed.CacheBytes(c.Layers, c.KvHeads, c.HeadDim, loaded.Model.ContextLength) / 1e6:F1} MB), {loaded.Model.Threads} threads; "
+                + $"tokenizer {loaded.Tokenizer.Description}");
         }
 
         return loaded;
     }
 
-    /// <summary>A .glq file on the int4 runtime (or, with --simulated, the dense simulation) under the mask --restore chooses.</summary>
-    private LoadedModel LoadGlq(ParseResult parse, string path, InferenceOptions options)
+    /// <summary>
+    /// An open .glq file (which this takes over) on the int4 runtime, or with --simulated the dense simulation, under
+    /// the mask --restore chooses.
+    /// </summary>
+    /// <param name="kvCache">--kv-cache, or null for the device profile's KV cache dtype.</param>
+    private LoadedModel LoadGlq(ParseResult parse, GlqFile file, Func<ModelConfig, int> contextLength, KvCacheDtype? kvCache, out KvCacheDtype kvCacheUsed)
     {
-        GlqFile file = GlqFile.Open(path);
         bool handedOver = false;
         try
         {
             GlqModel model = GlqModel.Read(file);
+            int requested = contextLength(model.Config);
+            var options = new InferenceOptions
+            {
+                // Resolved here rather than by the engine, so the memory plan counts the KV cache the engine will allocate.
+                ContextLength = requested > 0 ? requested : Math.Min(model.Config.MaxSequenceLength, InferenceOptions.DefaultContextCap),
+                Threads = ThreadCount(parse),
+            };
             string? profileName = parse.GetValue(Profile);
             DeviceProfile profile = DeviceProfiles.Resolve(profileName);
             byte[] mask = ChooseMask(parse, model, profileName is null ? null : profile.RestoreFraction);
+            kvCacheUsed = kvCache ?? (KvCacheDtypes.TryParse(profile.KvCacheDtype, out KvCacheDtype profiled) ? profiled : KvCacheDtype.F32);
+            options = options with { KvCacheDtype = kvCacheUsed };
 
             // Refuse before allocating anything: weights, corrections, the KV cache for the whole context, workspace.
-            // The CPU engine keeps its KV cache in fp32 whatever the profile says.
-            MemoryPlan.For(file, model, mask, options.ContextLength, kvElementBytes: 4)
-                .EnsureFits(profile, GC.GetGCMemoryInfo().TotalAvailableMemoryBytes);
+            MemoryPlan plan = MemoryPlan.For(file, model, mask, options.ContextLength, kvCacheUsed.ElementBytes());
+            long machineBytes = GC.GetGCMemoryInfo().TotalAvailableMemoryBytes;
+            if (defaults.Log.IsEnabled(LogLevel.Debug))
+            {
+                defaults.Log.LogDebug(
+                    "profile {Profile}: budget {Budget:F1} MB; memory plan {Total:F1} MB (weights {Weights:F1}, corrections {Corrections:F1}, KV cache {Kv:F1}, workspace {Workspace:F1})",
+                    profile.Name, profile.BudgetBytes(machineBytes) / 1e6, plan.TotalBytes / 1e6, plan.WeightBytes / 1e6, plan.CorrectionBytes / 1e6, plan.KvCacheBytes / 1e6, plan.WorkspaceBytes / 1e6);
+            }
+
+            plan.EnsureFits(profile, machineBytes);
             string restored = $"{mask.Count(m => m != 0)}/{mask.Length} units restored";
             if (parse.GetValue(Simulated))
             {
-                LoadedModel simulated = GlqEvaluationLoader.Load(path, parse.GetValue(Tokenizer), options, mask);
-                return new LoadedModel(simulated.Model, simulated.Tokenizer, $"{simulated.CheckpointFormat}, {restored}");
+                LoadedModel simulated = GlqEvaluationLoader.Load(file, parse.GetValue(Tokenizer), options, mask);
+                return new LoadedModel(simulated.Model, simulated.Tokenizer, $"{simulated.CheckpointFormat}, {restored}")
+                {
+                    ChatFormat = simulated.ChatFormat,
+                    DefaultSystemPrompt = simulated.DefaultSystemPrompt,
+                };
             }
 
             ITextTokenizer tokenizer = parse.GetValue(Tokenizer) is string tokenizerPath
@@ -125,7 +189,11 @@ internal sealed class CommonOptions
                 : EmbeddedTokenizers.FromGlq(file, model);
             var runtime = GlqRuntimeModel.Open(file, mask, options);
             handedOver = true;
-            return new LoadedModel(runtime, tokenizer, $".glq {model.Method}, int4 runtime, {restored}");
+            return new LoadedModel(runtime, tokenizer, $".glq {model.Method}, int4 runtime, {restored}")
+            {
+                ChatFormat = model.ChatFormat,
+                DefaultSystemPrompt = model.DefaultSystemPrompt,
+            };
         }
         finally
         {
@@ -135,6 +203,14 @@ internal sealed class CommonOptions
             }
         }
     }
+
+    /// <summary>--kv-cache, or null when it is not given.</summary>
+    private KvCacheDtype? KvCacheChoice(ParseResult parse) => parse.GetValue(KvCache) switch
+    {
+        null => null,
+        string name when KvCacheDtypes.TryParse(name, out KvCacheDtype dtype) => dtype,
+        string name => throw new CliUsageException($"--kv-cache must be f16 or f32, got '{name}'"),
+    };
 
     /// <summary>The restoration mask: the file's default, all, none, or the top fraction of units by a stored score.</summary>
     /// <param name="profileFraction">The named device profile's restore fraction, used when --restore is not given.</param>
@@ -178,8 +254,30 @@ internal sealed class CommonOptions
     }
 }
 
-/// <summary>The model that ships beside the binary.</summary>
+/// <summary>
+/// The model built into the binary: stories260K converted by this product's converter (models/stories260K/README.md
+/// gives the command and the licence). It is read in place from the binary's resource data, so <c>glowq chat</c> runs
+/// with no model file at all.
+/// </summary>
 internal static class BundledModel
 {
-    public static string Path => System.IO.Path.Combine(AppContext.BaseDirectory, "models", "stories260K", "stories260K.bin");
+    public const string Name = "stories260K.glq";
+
+    internal const string ResourceName = "GlowQ.Cli.bundled.glq";
+
+    public static GlqFile Open()
+    {
+        Stream stream = typeof(BundledModel).Assembly.GetManifestResourceStream(ResourceName)
+            ?? throw new FileNotFoundException($"{Name}: the bundled model is missing from this build of glowq; pass --model FILE");
+        if (stream is not UnmanagedMemoryStream bytes)
+        {
+            stream.Dispose();
+            throw new InvalidOperationException($"{Name}: the bundled model is not in the binary's mapped resource data");
+        }
+
+        return GlqFile.Open(Name, bytes);
+    }
+
+    /// <summary>The full-precision stories260K that the build copies beside the binary, the default source of <c>glowq eval</c>.</summary>
+    public static string FullPrecisionPath => System.IO.Path.Combine(AppContext.BaseDirectory, "models", "stories260K", "stories260K.bin");
 }

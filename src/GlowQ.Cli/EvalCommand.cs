@@ -18,7 +18,7 @@ internal static class EvalCommand
 
     public static Command Create(TextWriter stdout, TextWriter stderr)
     {
-        var model = new Option<string>("--model", "-m") { Description = "Full-precision source: an HF directory or a llama2.c .bin file. Default: the bundled stories260K." };
+        var model = new Option<string>("--model", "-m") { Description = "Full-precision source: an HF directory or a llama2.c .bin file. Default: models/stories260K/stories260K.bin beside the binary." };
         var tokenizer = new Option<string?>("--tokenizer") { Description = "Tokenizer file when it is not beside the model." };
         var text = new Option<string>("--text") { Description = "UTF-8 evaluation text (CRLF line ends are normalised).", Required = true };
         var perLine = new Option<bool>("--per-line") { Description = "Score each non-empty line as its own document (own BOS, truncated to --seq-len)." };
@@ -76,7 +76,7 @@ internal static class EvalCommand
                 throw new DirectoryNotFoundException($"{prefix}: output directory {directory} does not exist");
             }
 
-            string source = parse.GetValue(model) is { Length: > 0 } m ? m : BundledModel.Path;
+            string source = parse.GetValue(model) is { Length: > 0 } m ? m : BundledModel.FullPrecisionPath;
             using ICheckpoint checkpoint = CheckpointExtensions.Open(source);
             (string tokenizerPath, GlowQ.Tokenizers.ITextTokenizer textTokenizer) = ModelLoader.ResolveTokenizer(checkpoint.SourcePath, parse.GetValue(tokenizer));
             int window = length > 0 ? Math.Min(length, checkpoint.Config.MaxSequenceLength) : checkpoint.Config.MaxSequenceLength;

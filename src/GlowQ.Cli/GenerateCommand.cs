@@ -6,10 +6,12 @@ namespace GlowQ.Cli;
 /// <summary><c>glowq generate</c>: continue a prompt, streaming only the generated text to stdout.</summary>
 internal static class GenerateCommand
 {
-    public static Command Create(TextWriter stdout, TextWriter stderr)
+    public static Command Create(TextWriter stdout, TextWriter stderr, CliDefaults defaults)
     {
-        var common = new CommonOptions();
+        var common = new CommonOptions(defaults);
         var generation = new SamplingCliOptions(
+            defaults.Settings.Generation,
+            defaults.Settings.Generation.MaxTokens,
             "Most tokens to generate.",
             "Context length in tokens (default: the model's, at most 4096).");
         var prompt = new Option<string>("--prompt", "-p") { Description = "Text to continue.", Required = true };
@@ -30,7 +32,7 @@ internal static class GenerateCommand
             (int limit, int contextLength, SamplingOptions sampling) = generation.Parse(parse);
 
             bool quiet = parse.GetValue(common.Quiet);
-            using LoadedModel loaded = common.Load(parse, contextLength, stderr);
+            using LoadedModel loaded = common.Load(parse, contextLength);
             int[] tokens = loaded.Tokenizer.Encode(text, addBos: true);
             if (tokens.Length >= loaded.Model.ContextLength)
             {

@@ -1,6 +1,10 @@
 using System.CommandLine;
+using GlowQ.Cli.Hosting;
 using GlowQ.Format;
 using GlowQ.Tokenizers;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
 
 namespace GlowQ.Cli;
 
@@ -15,13 +19,44 @@ public static class GlowQCommandLine
     public static int Run(string[] args, TextWriter stdout, TextWriter stderr) => Run(args, stdout, stderr, stdin: null);
 
     /// <param name="stdin">What <c>glowq chat</c> reads user turns from; null reads the console.</param>
-    public static int Run(string[] args, TextWriter stdout, TextWriter stderr, TextReader? stdin)
+    /// <param name="host">
+    /// The process's host (<see cref="GlowQHost.Build"/>): option defaults from its configuration and its loggers. Null
+    /// runs with the built-in defaults and logs to <paramref name="stderr"/>, as tests do.
+    /// </param>
+    public static int Run(string[] args, TextWriter stdout, TextWriter stderr, TextReader? stdin, IHost? host = null)
+    {
+        StderrLoggerProvider logOutput;
+        ILoggerFactory? ownFactory = null;
+        CliDefaults defaults;
+        if (host is null)
+        {
+            logOutput = new StderrLoggerProvider(stderr);
+            ownFactory = LoggerFactory.Create(logging => logging.AddProvider(logOutput));
+            defaults = new CliDefaults(new GlowQSettings(), ownFactory.CreateLogger("glowq"));
+        }
+        else
+        {
+            logOutput = host.Services.GetRequiredService<StderrLoggerProvider>();
+            defaults = new CliDefaults(host.Services.GetRequiredService<GlowQSettings>(), host.Services.GetRequiredService<ILoggerFactory>().CreateLogger("glowq"));
+        }
+
+        try
+        {
+            return Run(args, stdout, stderr, stdin, defaults, logOutput);
+        }
+        finally
+        {
+            ownFactory?.Dispose();
+        }
+    }
+
+    private static int Run(string[] args, TextWriter stdout, TextWriter stderr, TextReader? stdin, CliDefaults defaults, StderrLoggerProvider logOutput)
     {
         var root = new RootCommand("GlowQ Edge: 4-bit LLaMA-family inference with group-shared low-rank correction, for Jetson-class GPUs and CPUs.")
         {
-            GenerateCommand.Create(stdout, stderr),
-            ChatCommand.Create(stdout, stderr, stdin),
-            PerplexityCommand.Create(stdout, stderr),
+            GenerateCommand.Create(stdout, stderr, defaults),
+            ChatCommand.Create(stdout, stderr, stdin, defaults),
+            PerplexityCommand.Create(stdout, defaults),
             ConvertCommand.Create(stdout, stderr),
             EvalCommand.Create(stdout, stderr),
             SynthCommand.Create(stdout, stderr),
@@ -41,6 +76,8 @@ public static class GlowQCommandLine
             return ExitUsage;
         }
 
+        // --quiet keeps only warnings and errors on stderr, for log lines as for the verbs' own notices.
+        logOutput.Quiet = parsed.CommandResult.Command.Options.FirstOrDefault(o => o.Name == "--quiet") is Option<bool> quiet && parsed.GetValue(quiet);
         try
         {
             return parsed.Invoke(new InvocationConfiguration { Output = stdout, Error = stderr, EnableDefaultExceptionHandler = false });
@@ -60,7 +97,7 @@ public static class GlowQCommandLine
     /// <summary>The one-line message for an exception a user can act on; null for programming errors.</summary>
     internal static string? Describe(Exception e) => e switch
     {
-        CliUsageException or ModelFormatException or TokenizerFormatException => e.Message,
+        CliUsageException or ModelFormatException or TokenizerFormatException or ConfigurationProblemException => e.Message,
         GlowQ.Runtime.Profiles.MemoryBudgetException => e.Message,
         FileNotFoundException or DirectoryNotFoundException => e.Message,
         UnauthorizedAccessException => e.Message,
@@ -72,6 +109,9 @@ public static class GlowQCommandLine
         _ => $"internal error ({e.GetType().Name}: {e.Message}); set GLOWQ_DEBUG=1 for details",
     };
 }
+
+/// <summary>What the verbs take from the host: option defaults (configuration) and the logger.</summary>
+internal sealed record CliDefaults(GlowQSettings Settings, ILogger Log);
 
 /// <summary>A user mistake in the command's arguments, detected after parsing (empty prompt, bad range).</summary>
 public sealed class CliUsageException(string message) : Exception(message);

@@ -8,9 +8,9 @@ namespace GlowQ.Cli;
 /// <summary><c>glowq ppl</c>: perplexity of a model on a text file.</summary>
 internal static class PerplexityCommand
 {
-    public static Command Create(TextWriter stdout, TextWriter stderr)
+    public static Command Create(TextWriter stdout, CliDefaults defaults)
     {
-        var common = new CommonOptions();
+        var common = new CommonOptions(defaults);
         var text = new Option<string>("--text") { Description = "UTF-8 text file to score (CRLF line ends are normalised).", Required = true };
         var seqLen = new Option<int>("--seq-len", "-L") { Description = "Window length in tokens (default: the model's maximum).", DefaultValueFactory = _ => 0 };
         var perLine = new Option<bool>("--per-line") { Description = "Score each non-empty line as its own document (own BOS, truncated to --seq-len)." };
@@ -38,7 +38,8 @@ internal static class PerplexityCommand
             }
 
             bool lines = parse.GetValue(perLine);
-            using LoadedModel loaded = OpenFor(common, parse, length, stderr);
+            // The context must hold a whole window: --seq-len, or the model's full trained length by default.
+            using LoadedModel loaded = length > 0 ? common.Load(parse, length) : common.Load(parse, config => config.MaxSequenceLength);
             int window = loaded.Model.ContextLength;
             List<int[]> windows = lines
                 ? Perplexity.PerLineWindows(loaded.Tokenizer, content, window)
@@ -77,16 +78,5 @@ internal static class PerplexityCommand
             return GlowQCommandLine.ExitOk;
         });
         return command;
-    }
-
-    // The context must hold a whole window: --seq-len, or the model's full trained length by default.
-    private static LoadedModel OpenFor(CommonOptions common, ParseResult parse, int seqLen, TextWriter stderr)
-    {
-        if (seqLen > 0)
-        {
-            return common.Load(parse, seqLen, stderr);
-        }
-
-        return common.Load(parse, GlowQ.Converter.GlqEvaluationLoader.ConfigOf(common.ModelPath(parse)).MaxSequenceLength, stderr);
     }
 }

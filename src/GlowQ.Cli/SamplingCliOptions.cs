@@ -1,28 +1,33 @@
 using System.CommandLine;
+using GlowQ.Cli.Hosting;
 using GlowQ.Engine;
 
 namespace GlowQ.Cli;
 
-/// <summary>The generation options shared by <c>glowq generate</c> and <c>glowq chat</c>: token limit, sampling, seed, context.</summary>
-internal sealed class SamplingCliOptions(string maxTokensDescription, string contextDescription)
+/// <summary>
+/// The generation options shared by <c>glowq generate</c> and <c>glowq chat</c>: token limit, sampling, seed, context.
+/// Their defaults come from configuration (<see cref="GenerationSettings"/>), so the command line overrides
+/// appsettings.json and the environment, and --help shows the defaults in force.
+/// </summary>
+internal sealed class SamplingCliOptions(GenerationSettings defaults, int maxTokensDefault, string maxTokensDescription, string contextDescription)
 {
-    public Option<int> MaxTokens { get; } = new("--max-tokens", "-n") { Description = maxTokensDescription, DefaultValueFactory = _ => 256 };
+    public Option<int> MaxTokens { get; } = new("--max-tokens", "-n") { Description = maxTokensDescription, DefaultValueFactory = _ => maxTokensDefault };
 
-    public Option<float> Temperature { get; } = new("--temperature") { Description = "Sampling temperature; 0 = greedy.", DefaultValueFactory = _ => 0.8f };
+    public Option<float> Temperature { get; } = new("--temperature") { Description = "Sampling temperature; 0 = greedy.", DefaultValueFactory = _ => defaults.Temperature };
 
-    public Option<int> TopK { get; } = new("--top-k") { Description = "Keep only the K most likely tokens (0 = off).", DefaultValueFactory = _ => 40 };
+    public Option<int> TopK { get; } = new("--top-k") { Description = "Keep only the K most likely tokens (0 = off).", DefaultValueFactory = _ => defaults.TopK };
 
-    public Option<float> TopP { get; } = new("--top-p") { Description = "Keep the smallest set of tokens whose probability reaches P (1 = off).", DefaultValueFactory = _ => 0.95f };
+    public Option<float> TopP { get; } = new("--top-p") { Description = "Keep the smallest set of tokens whose probability reaches P (1 = off).", DefaultValueFactory = _ => defaults.TopP };
 
-    public Option<float> MinP { get; } = new("--min-p") { Description = "Drop tokens less likely than M × the most likely one (0 = off).", DefaultValueFactory = _ => 0.05f };
+    public Option<float> MinP { get; } = new("--min-p") { Description = "Drop tokens less likely than M × the most likely one (0 = off).", DefaultValueFactory = _ => defaults.MinP };
 
-    public Option<float> RepeatPenalty { get; } = new("--repeat-penalty") { Description = "Penalty for recently generated tokens (1 = off).", DefaultValueFactory = _ => 1.0f };
+    public Option<float> RepeatPenalty { get; } = new("--repeat-penalty") { Description = "Penalty for recently generated tokens (1 = off).", DefaultValueFactory = _ => defaults.RepeatPenalty };
 
-    public Option<int> RepeatLastN { get; } = new("--repeat-last-n") { Description = "How many recent tokens the repeat penalty considers.", DefaultValueFactory = _ => 64 };
+    public Option<int> RepeatLastN { get; } = new("--repeat-last-n") { Description = "How many recent tokens the repeat penalty considers.", DefaultValueFactory = _ => defaults.RepeatLastN };
 
-    public Option<ulong?> Seed { get; } = new("--seed", "-s") { Description = "Random seed (default: time-based, printed on stderr)." };
+    public Option<ulong?> Seed { get; } = new("--seed", "-s") { Description = "Random seed (default: time-based, printed on stderr).", DefaultValueFactory = _ => defaults.Seed };
 
-    public Option<int> Context { get; } = new("--context", "-c") { Description = contextDescription, DefaultValueFactory = _ => 0 };
+    public Option<int> Context { get; } = new("--context", "-c") { Description = contextDescription, DefaultValueFactory = _ => defaults.Context };
 
     public void AddTo(Command command)
     {

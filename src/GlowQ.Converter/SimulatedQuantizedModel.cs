@@ -125,12 +125,22 @@ public static class GlqEvaluationLoader
     public static LoadedModel Load(string path, string? tokenizerPath, InferenceOptions options, byte[]? mask = null)
     {
         using GlqFile file = GlqFile.Open(path);
+        return Load(file, tokenizerPath, options, mask);
+    }
+
+    /// <summary>The simulation of an open file; the weights are copied out, so the caller keeps and disposes the file.</summary>
+    public static LoadedModel Load(GlqFile file, string? tokenizerPath, InferenceOptions options, byte[]? mask = null)
+    {
         GlqModel model = GlqModel.Read(file);
         LlamaWeights weights = SimulatedQuantizedModel.Load(file, mask);
         Tokenizers.ITextTokenizer tokenizer = tokenizerPath is not null
             ? Tokenizers.TokenizerLoader.Load(tokenizerPath)
             : EmbeddedTokenizers.FromGlq(file, model);
-        return new LoadedModel(new LlamaModel(weights, options), tokenizer, $".glq {model.Method}, simulated int4");
+        return new LoadedModel(new LlamaModel(weights, options), tokenizer, $".glq {model.Method}, simulated int4")
+        {
+            ChatFormat = model.ChatFormat,
+            DefaultSystemPrompt = model.DefaultSystemPrompt,
+        };
     }
 
     /// <summary>The model's configuration, from a .glq file or a full-precision checkpoint.</summary>

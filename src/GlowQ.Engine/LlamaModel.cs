@@ -3,7 +3,7 @@ using GlowQ.Format;
 
 namespace GlowQ.Engine;
 
-/// <summary>Run-time choices that do not change the model's arithmetic.</summary>
+/// <summary>Run-time choices that do not change the model's weights or arithmetic (but for an fp16 KV cache's rounding).</summary>
 public sealed record InferenceOptions
 {
     /// <summary>Positions the KV cache holds; 0 = the model's maximum, capped at <see cref="DefaultContextCap"/>.</summary>
@@ -14,6 +14,9 @@ public sealed record InferenceOptions
 
     /// <summary>Tokens per prefill step: prompts longer than this are processed in chunks.</summary>
     public int PrefillChunk { get; init; } = 64;
+
+    /// <summary>How the KV cache stores keys and values: fp32 (the reference) or fp16, half the memory, rounded once when stored.</summary>
+    public KvCacheDtype KvCacheDtype { get; init; } = KvCacheDtype.F32;
 
     public const int DefaultContextCap = 4096;
 }
@@ -64,7 +67,7 @@ public sealed class LlamaModel : ILanguageModel
         _projections = createProjections(_matMul, _pool, _chunk);
         _attention = new Attention(_pool, _c.Heads, _c.KvHeads, _c.HeadDim, ContextLength, _c.SlidingWindow);
         _rope = new RotaryEmbedding(_c);
-        _cache = new KvCache(_c.Layers, _c.KvHeads, _c.HeadDim, ContextLength);
+        _cache = new KvCache(_c.Layers, _c.KvHeads, _c.HeadDim, ContextLength, options.KvCacheDtype);
 
         _x = new float[_chunk * _c.Dim];
         _xNorm = new float[_chunk * _c.Dim];
@@ -91,6 +94,8 @@ public sealed class LlamaModel : ILanguageModel
     public int Threads => _pool.ThreadCount;
 
     public long KvCacheBytes => _cache.ByteSize;
+
+    public KvCacheDtype KvCacheDtype => _cache.Dtype;
 
     /// <summary>The hidden states of <paramref name="tokens"/> before the first layer (row-major [tokens × dim]).</summary>
     public void Embed(ReadOnlySpan<int> tokens, Span<float> hidden)

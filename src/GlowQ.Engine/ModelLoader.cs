@@ -3,7 +3,7 @@ using GlowQ.Tokenizers;
 
 namespace GlowQ.Engine;
 
-/// <summary>A model ready to run, with the tokenizer that belongs to it.</summary>
+/// <summary>A model ready to run, with the tokenizer and the chat conventions that belong to it.</summary>
 public sealed class LoadedModel(ILanguageModel model, ITextTokenizer tokenizer, string checkpointFormat) : IDisposable
 {
     public ILanguageModel Model { get; } = model;
@@ -11,6 +11,12 @@ public sealed class LoadedModel(ILanguageModel model, ITextTokenizer tokenizer, 
     public ITextTokenizer Tokenizer { get; } = tokenizer;
 
     public string CheckpointFormat { get; } = checkpointFormat;
+
+    /// <summary>How the model expects a conversation rendered (<see cref="ChatTemplates"/>): plain for base models.</summary>
+    public string ChatFormat { get; init; } = ChatTemplates.Plain;
+
+    /// <summary>The system prompt the model's chat template inserts when the user gives none.</summary>
+    public string? DefaultSystemPrompt { get; init; }
 
     public void Dispose() => Model.Dispose();
 }
@@ -34,7 +40,31 @@ public static class ModelLoader
         }
 
         var weights = LlamaWeights.Load(checkpoint, storage);
-        return new LoadedModel(new LlamaModel(weights, options), tokenizer, checkpoint.FormatName);
+        return new LoadedModel(new LlamaModel(weights, options), tokenizer, checkpoint.FormatName)
+        {
+            ChatFormat = ChatFormatBeside(modelPath, tokenizerPath),
+        };
+    }
+
+    /// <summary>The chat format of the tokenizer_config.json beside the checkpoint (or in the tokenizer's folder); plain when there is none.</summary>
+    public static string ChatFormatBeside(string checkpointPath, string? tokenizerPath)
+    {
+        foreach (string? place in new[] { checkpointPath, tokenizerPath })
+        {
+            if (place is null)
+            {
+                continue;
+            }
+
+            string directory = Directory.Exists(place) ? place : Path.GetDirectoryName(Path.GetFullPath(place)) ?? ".";
+            string config = Path.Combine(directory, "tokenizer_config.json");
+            if (File.Exists(config))
+            {
+                return ChatTemplates.Detect(ChatTemplates.FromTokenizerConfig(File.ReadAllBytes(config), config));
+            }
+        }
+
+        return ChatTemplates.Plain;
     }
 
     private static ITextTokenizer LoadTokenizer(ICheckpoint checkpoint, string? tokenizerPath) =>

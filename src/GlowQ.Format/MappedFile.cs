@@ -4,13 +4,16 @@ using System.Runtime.InteropServices;
 namespace GlowQ.Format;
 
 /// <summary>
-/// A read-only memory mapping of a whole file. This is the one place in the format layer that touches raw
-/// pointers: every span it hands out is bounds-checked against the file length first.
+/// A read-only memory mapping of a whole file, or of a file's bytes already in memory (a model embedded in the
+/// binary). This is the one place in the format layer that touches raw pointers: every span it hands out is
+/// bounds-checked against the length first.
 /// </summary>
 public sealed unsafe class MappedFile : IDisposable
 {
-    private readonly MemoryMappedFile _map;
-    private readonly MemoryMappedViewAccessor _view;
+    private readonly MemoryMappedFile? _map;
+    private readonly MemoryMappedViewAccessor? _view;
+    private readonly IDisposable? _memoryOwner;
+    private readonly bool _ownsAlignedCopy;
     private byte* _base;
 
     public string Path { get; }
@@ -26,6 +29,48 @@ public sealed unsafe class MappedFile : IDisposable
         byte* pointer = null;
         view.SafeMemoryMappedViewHandle.AcquirePointer(ref pointer);
         _base = pointer + view.PointerOffset;
+    }
+
+    private MappedFile(string path, byte* start, long length, IDisposable? memoryOwner, bool ownsAlignedCopy)
+    {
+        Path = path;
+        Length = length;
+        _base = start;
+        _memoryOwner = memoryOwner;
+        _ownsAlignedCopy = ownsAlignedCopy;
+    }
+
+    /// <summary>
+    /// Views bytes that are already in unmanaged memory and never move (a manifest resource of the running binary),
+    /// named <paramref name="path"/> in messages. The bytes are used in place when they start on an
+    /// <paramref name="alignment"/>-byte boundary, as a mapped file's do; otherwise they are copied once to an aligned
+    /// block, because readers view tensors as typed spans at aligned offsets. The view owns <paramref name="stream"/>.
+    /// </summary>
+    public static MappedFile FromUnmanagedMemory(string path, UnmanagedMemoryStream stream, int alignment)
+    {
+        ArgumentNullException.ThrowIfNull(stream);
+        if (alignment <= 0 || (alignment & (alignment - 1)) != 0)
+        {
+            throw new ArgumentOutOfRangeException(nameof(alignment), $"alignment must be a power of two, got {alignment}");
+        }
+
+        long length = stream.Length;
+        if (length == 0)
+        {
+            stream.Dispose();
+            throw ModelFormatException.For(path, "file is empty");
+        }
+
+        byte* start = stream.PositionPointer - stream.Position;
+        if ((nuint)start % (nuint)alignment == 0)
+        {
+            return new MappedFile(path, start, length, stream, ownsAlignedCopy: false);
+        }
+
+        byte* copy = (byte*)NativeMemory.AlignedAlloc((nuint)length, (nuint)alignment);
+        Buffer.MemoryCopy(start, copy, length, length);
+        stream.Dispose();
+        return new MappedFile(path, copy, length, memoryOwner: null, ownsAlignedCopy: true);
     }
 
     /// <summary>Maps <paramref name="path"/> read-only. Throws FileNotFoundException or ModelFormatException (empty file).</summary>
@@ -108,12 +153,18 @@ public sealed unsafe class MappedFile : IDisposable
     {
         if (_base != null)
         {
-            _view.SafeMemoryMappedViewHandle.ReleasePointer();
+            if (_ownsAlignedCopy)
+            {
+                NativeMemory.AlignedFree(_base);
+            }
+
+            _view?.SafeMemoryMappedViewHandle.ReleasePointer();
             _base = null;
         }
 
-        _view.Dispose();
-        _map.Dispose();
+        _view?.Dispose();
+        _map?.Dispose();
+        _memoryOwner?.Dispose();
     }
 }
 

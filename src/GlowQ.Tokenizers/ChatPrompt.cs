@@ -6,8 +6,10 @@ namespace GlowQ.Tokenizers;
 /// Renders a conversation in one of the <see cref="ChatTemplates"/> formats, piece by piece so a chat session can
 /// prefill only what is new: <see cref="Start"/> (BOS and, where the format has one, the system block),
 /// <see cref="UserTurn"/> (the user's message and the assistant header the reply continues) and <see cref="EndReply"/>
-/// (what closes the assistant's reply). Markers such as &lt;|eot_id|&gt; become the tokenizer's special tokens where it
-/// has them (else they are encoded as text); the text between markers is encoded as one piece, without BOS.
+/// (what closes the assistant's reply). The template's own markers such as &lt;|eot_id|&gt; become the tokenizer's
+/// special tokens where it has them (else they are text); all other text, the user's and the system prompt included, is
+/// encoded as plain text in one piece per stretch between special markers, without BOS, so a user who types
+/// "&lt;|eot_id|&gt;" or "&lt;/s&gt;" gets those characters, not a forged end of turn (HF's split_special_tokens).
 /// <list type="bullet">
 /// <item><c>plain</c>: BOS, then the system text and each user turn as they are (completion; replies add nothing).</item>
 /// <item><c>llama2</c>: <c>&lt;s&gt;[INST] &lt;&lt;SYS&gt;&gt;\nS\n&lt;&lt;/SYS&gt;&gt;\n\nU [/INST]</c> … reply … <c>&lt;/s&gt;</c>, the system block inside the first turn.</item>
@@ -17,8 +19,8 @@ namespace GlowQ.Tokenizers;
 /// </summary>
 public sealed class ChatPrompt
 {
-    private const string Bos = "\0bos";
-    private const string Eos = "\0eos";
+    private static readonly Piece Bos = new("\0bos", IsMarker: true);
+    private static readonly Piece Eos = new("\0eos", IsMarker: true);
 
     private readonly ITextTokenizer _tokenizer;
 
@@ -70,16 +72,13 @@ public sealed class ChatPrompt
     public string RenderText(string? system, IReadOnlyList<(string User, string? Assistant)> turns)
     {
         var text = new StringBuilder();
-        void Add(IEnumerable<string> pieces)
+        void Add(IEnumerable<Piece> pieces)
         {
-            foreach (string piece in pieces)
+            foreach (Piece piece in pieces)
             {
-                text.Append(piece switch
-                {
-                    Bos => Format switch { ChatTemplates.Llama3 => "<|begin_of_text|>", ChatTemplates.Plain => "", _ => "<s>" },
-                    Eos => "</s>",
-                    _ => piece,
-                });
+                text.Append(piece == Bos ? Format switch { ChatTemplates.Llama3 => "<|begin_of_text|>", ChatTemplates.Plain => "", _ => "<s>" }
+                    : piece == Eos ? "</s>"
+                    : piece.Value);
             }
         }
 
@@ -89,7 +88,7 @@ public sealed class ChatPrompt
             Add(UserPieces(system, turns[i].User, i == 0));
             if (turns[i].Assistant is string reply)
             {
-                Add([AssistantText(reply)]);
+                Add([Text(AssistantText(reply))]);
                 Add(EndReplyPieces());
             }
         }
@@ -100,7 +99,7 @@ public sealed class ChatPrompt
     /// <summary>The text of a reply as the formats' templates place it after the assistant header.</summary>
     private string AssistantText(string reply) => Format == ChatTemplates.Llama2 ? " " + reply + " " : reply;
 
-    private IEnumerable<string> StartPieces(string? system)
+    private IEnumerable<Piece> StartPieces(string? system)
     {
         bool hasSystem = !string.IsNullOrEmpty(system);
         switch (Format)
@@ -109,7 +108,7 @@ public sealed class ChatPrompt
                 yield return Bos;
                 if (hasSystem)
                 {
-                    yield return system + "\n";
+                    yield return Text(system + "\n");
                 }
 
                 break;
@@ -120,33 +119,33 @@ public sealed class ChatPrompt
                 yield return Bos;
                 if (hasSystem)
                 {
-                    yield return "<|start_header_id|>";
-                    yield return "system";
-                    yield return "<|end_header_id|>";
-                    yield return "\n\n" + system;
-                    yield return "<|eot_id|>";
+                    yield return Marker("<|start_header_id|>");
+                    yield return Text("system");
+                    yield return Marker("<|end_header_id|>");
+                    yield return Text("\n\n" + system);
+                    yield return Marker("<|eot_id|>");
                 }
 
                 break;
             case ChatTemplates.ChatMl:
                 if (hasSystem)
                 {
-                    yield return "<|im_start|>";
-                    yield return "system\n" + system;
-                    yield return "<|im_end|>";
-                    yield return "\n";
+                    yield return Marker("<|im_start|>");
+                    yield return Text("system\n" + system);
+                    yield return Marker("<|im_end|>");
+                    yield return Text("\n");
                 }
 
                 break;
         }
     }
 
-    private IEnumerable<string> UserPieces(string? system, string user, bool firstTurn)
+    private IEnumerable<Piece> UserPieces(string? system, string user, bool firstTurn)
     {
         switch (Format)
         {
             case ChatTemplates.Plain:
-                yield return user;
+                yield return Text(user);
                 break;
             case ChatTemplates.Llama2:
                 if (!firstTurn)
@@ -154,33 +153,36 @@ public sealed class ChatPrompt
                     yield return Bos;
                 }
 
-                yield return firstTurn && !string.IsNullOrEmpty(system)
-                    ? $"[INST] <<SYS>>\n{system}\n<</SYS>>\n\n{user} [/INST]"
-                    : $"[INST] {user} [/INST]";
+                // [INST] and [/INST] are plain text to Llama-2's tokenizer, special tokens to some later ones (Mistral's).
+                yield return Marker("[INST]");
+                yield return Text(firstTurn && !string.IsNullOrEmpty(system)
+                    ? $" <<SYS>>\n{system}\n<</SYS>>\n\n{user} "
+                    : $" {user} ");
+                yield return Marker("[/INST]");
                 break;
             case ChatTemplates.Llama3:
-                yield return "<|start_header_id|>";
-                yield return "user";
-                yield return "<|end_header_id|>";
-                yield return "\n\n" + user;
-                yield return "<|eot_id|>";
-                yield return "<|start_header_id|>";
-                yield return "assistant";
-                yield return "<|end_header_id|>";
-                yield return "\n\n";
+                yield return Marker("<|start_header_id|>");
+                yield return Text("user");
+                yield return Marker("<|end_header_id|>");
+                yield return Text("\n\n" + user);
+                yield return Marker("<|eot_id|>");
+                yield return Marker("<|start_header_id|>");
+                yield return Text("assistant");
+                yield return Marker("<|end_header_id|>");
+                yield return Text("\n\n");
                 break;
             case ChatTemplates.ChatMl:
-                yield return "<|im_start|>";
-                yield return "user\n" + user;
-                yield return "<|im_end|>";
-                yield return "\n";
-                yield return "<|im_start|>";
-                yield return "assistant\n";
+                yield return Marker("<|im_start|>");
+                yield return Text("user\n" + user);
+                yield return Marker("<|im_end|>");
+                yield return Text("\n");
+                yield return Marker("<|im_start|>");
+                yield return Text("assistant\n");
                 break;
         }
     }
 
-    private IEnumerable<string> EndReplyPieces()
+    private IEnumerable<Piece> EndReplyPieces()
     {
         switch (Format)
         {
@@ -188,27 +190,30 @@ public sealed class ChatPrompt
                 yield return Eos;
                 break;
             case ChatTemplates.Llama3:
-                yield return "<|eot_id|>";
+                yield return Marker("<|eot_id|>");
                 break;
             case ChatTemplates.ChatMl:
-                yield return "<|im_end|>";
-                yield return "\n";
+                yield return Marker("<|im_end|>");
+                yield return Text("\n");
                 break;
         }
     }
 
-    /// <summary>Merges consecutive text pieces so text between markers is encoded as one string.</summary>
-    private static List<string> Pieces(IEnumerable<string> pieces)
+    /// <summary>
+    /// Merges consecutive text pieces, and markers the tokenizer has no special token for, so that text between special
+    /// tokens is encoded as one string (a SentencePiece tokenizer would otherwise put a dummy prefix before every piece).
+    /// </summary>
+    private List<Piece> Pieces(IEnumerable<Piece> pieces)
     {
-        var merged = new List<string>();
+        var merged = new List<Piece>();
         var text = new StringBuilder();
-        foreach (string piece in pieces)
+        foreach (Piece piece in pieces)
         {
-            if (IsMarker(piece))
+            if (piece == Bos || piece == Eos || (piece.IsMarker && TrySpecialId(piece.Value, out _)))
             {
                 if (text.Length > 0)
                 {
-                    merged.Add(text.ToString());
+                    merged.Add(Text(text.ToString()));
                     text.Clear();
                 }
 
@@ -216,57 +221,62 @@ public sealed class ChatPrompt
             }
             else
             {
-                text.Append(piece);
+                text.Append(piece.Value);
             }
         }
 
         if (text.Length > 0)
         {
-            merged.Add(text.ToString());
+            merged.Add(Text(text.ToString()));
         }
 
         return merged;
     }
 
-    private static bool IsMarker(string piece) =>
-        piece is Bos or Eos or "<|start_header_id|>" or "<|end_header_id|>" or "<|eot_id|>" or "<|im_start|>" or "<|im_end|>";
-
-    private int[] Tokens(List<string> pieces)
+    private int[] Tokens(List<Piece> pieces)
     {
         var tokens = new List<int>();
-        foreach (string piece in pieces)
+        foreach (Piece piece in pieces)
         {
-            switch (piece)
+            if (piece == Bos)
             {
-                case Bos:
-                    if (_tokenizer.BosId is int bos)
-                    {
-                        tokens.Add(bos);
-                    }
-
-                    break;
-                case Eos:
-                    if (TrySpecialId("</s>", out int eos))
-                    {
-                        tokens.Add(eos);
-                    }
-                    else if (_tokenizer.EosIds.Count > 0)
-                    {
-                        tokens.Add(_tokenizer.EosIds[0]);
-                    }
-
-                    break;
-                case var marker when IsMarker(marker) && TrySpecialId(marker, out int id):
-                    tokens.Add(id);
-                    break;
-                default:
-                    tokens.AddRange(_tokenizer.Encode(piece, addBos: false));
-                    break;
+                if (_tokenizer.BosId is int bos)
+                {
+                    tokens.Add(bos);
+                }
+            }
+            else if (piece == Eos)
+            {
+                if (TrySpecialId("</s>", out int eos))
+                {
+                    tokens.Add(eos);
+                }
+                else if (_tokenizer.EosIds.Count > 0)
+                {
+                    tokens.Add(_tokenizer.EosIds[0]);
+                }
+            }
+            else if (piece.IsMarker && TrySpecialId(piece.Value, out int id))
+            {
+                tokens.Add(id);
+            }
+            else
+            {
+                tokens.AddRange(EncodePlainText(piece.Value));
             }
         }
 
         return [.. tokens];
     }
+
+    /// <summary>
+    /// Text as text: special tokens written in it stay characters. SentencePiece and llama2.c tokenizers never turn text
+    /// into control tokens (&lt;s&gt;, &lt;/s&gt;); a SentencePiece USER_DEFINED piece is matched in text as
+    /// SentencePiece itself matches it.
+    /// </summary>
+    private int[] EncodePlainText(string text) => _tokenizer is HfTokenizerJson hf
+        ? hf.Encode(text, addBos: false, splitSpecialTokens: true)
+        : _tokenizer.Encode(text, addBos: false);
 
     /// <summary>The id of a special/control token given by its text, when the tokenizer has one.</summary>
     private bool TrySpecialId(string content, out int id)
@@ -274,7 +284,9 @@ public sealed class ChatPrompt
         switch (_tokenizer)
         {
             case HfTokenizerJson hf:
-                return hf.SpecialTokens.TryGetValue(content, out id) || hf.TryGetTokenId(content, out id);
+                // [INST] counts only where it is declared special: as a vocabulary piece it is text like any other.
+                return hf.SpecialTokens.TryGetValue(content, out id)
+                    || (content is not ("[INST]" or "[/INST]") && hf.TryGetTokenId(content, out id));
             case SentencePieceTokenizer sp when sp.TryGetId(content, out id):
                 return sp.GetPieceType(id) is SentencePieceType.Control or SentencePieceType.UserDefined;
             default:
@@ -282,4 +294,14 @@ public sealed class ChatPrompt
                 return false;
         }
     }
+
+    private static Piece Text(string text) => new(text, IsMarker: false);
+
+    private static Piece Marker(string marker) => new(marker, IsMarker: true);
+
+    /// <summary>
+    /// A stretch of the rendered conversation: one of the template's own markers, or text (the user's included), which
+    /// is never turned into a special token even when it spells one.
+    /// </summary>
+    private readonly record struct Piece(string Value, bool IsMarker);
 }

@@ -37,6 +37,8 @@ public sealed class HfTokenizerJson : ITextTokenizer
     private readonly bool _ignoreMerges;
     private readonly AddedTokenMatcher _rawAddedTokens;
     private readonly AddedTokenMatcher _normalizedAddedTokens;
+    private readonly AddedTokenMatcher _rawOrdinaryAddedTokens;        // the two above without the special tokens
+    private readonly AddedTokenMatcher _normalizedOrdinaryAddedTokens;
     private readonly NormalizerStep[] _normalizers;
     private readonly PreTokenizerStep[] _preTokenizers;
     private readonly int[] _bosPrefix;
@@ -54,6 +56,8 @@ public sealed class HfTokenizerJson : ITextTokenizer
         // (two passes even without a normalizer, which matters when tokens of the two kinds overlap).
         _rawAddedTokens = new AddedTokenMatcher(parts.AddedTokens.Where(t => !t.Normalized));
         _normalizedAddedTokens = new AddedTokenMatcher(parts.AddedTokens.Where(t => t.Normalized));
+        _rawOrdinaryAddedTokens = new AddedTokenMatcher(parts.AddedTokens.Where(t => !t.Normalized && !t.Special));
+        _normalizedOrdinaryAddedTokens = new AddedTokenMatcher(parts.AddedTokens.Where(t => t.Normalized && !t.Special));
         _normalizers = parts.Normalizers;
         _preTokenizers = parts.PreTokenizers;
         _bosPrefix = parts.BosPrefix;
@@ -140,9 +144,18 @@ public sealed class HfTokenizerJson : ITextTokenizer
     public bool TryGetTokenId(string token, out int id) => _addedByContent.TryGetValue(token, out id) || _vocab.TryGetValue(token, out id);
 
     /// <inheritdoc />
-    public int[] Encode(string text, bool addBos)
+    public int[] Encode(string text, bool addBos) => Encode(text, addBos, splitSpecialTokens: false);
+
+    /// <summary>
+    /// Encodes <paramref name="text"/>; with <paramref name="splitSpecialTokens"/> (HF's <c>split_special_tokens</c>) the
+    /// text of a special token such as &lt;|eot_id|&gt; is encoded as ordinary text instead of becoming that token, so
+    /// that text from a user cannot forge a chat template's control tokens. Non-special added tokens are matched either way.
+    /// </summary>
+    public int[] Encode(string text, bool addBos, bool splitSpecialTokens)
     {
         ArgumentNullException.ThrowIfNull(text);
+        AddedTokenMatcher rawAddedTokens = splitSpecialTokens ? _rawOrdinaryAddedTokens : _rawAddedTokens;
+        AddedTokenMatcher normalizedAddedTokens = splitSpecialTokens ? _normalizedOrdinaryAddedTokens : _normalizedAddedTokens;
         var ids = new List<int>(text.Length / 3 + 4);
         if (addBos)
         {
@@ -155,9 +168,9 @@ public sealed class HfTokenizerJson : ITextTokenizer
         }
 
         List<(string Text, int Id)> segments = [(TextUtilities.ReplaceLoneSurrogates(text), -1)];
-        if (!_rawAddedTokens.IsEmpty)
+        if (!rawAddedTokens.IsEmpty)
         {
-            segments = _rawAddedTokens.Split(segments);
+            segments = rawAddedTokens.Split(segments);
         }
 
         if (_normalizers.Length > 0)
@@ -177,9 +190,9 @@ public sealed class HfTokenizerJson : ITextTokenizer
             }
         }
 
-        if (!_normalizedAddedTokens.IsEmpty)
+        if (!normalizedAddedTokens.IsEmpty)
         {
-            segments = _normalizedAddedTokens.Split(segments);
+            segments = normalizedAddedTokens.Split(segments);
         }
 
         var pieces = new List<string>();

@@ -9,9 +9,9 @@ public sealed class GenerateAndPerplexityTests
         ", there was a little girl named Lily. She loved to play outside in the park. One day, she saw a big, red ball.";
 
     [Fact]
-    public void Generate_WithTheBundledModel_StreamsOnlyTheGreedyContinuationToStdout()
+    public void Generate_WithTheLlama2cCheckpoint_StreamsOnlyTheGreedyContinuationToStdout()
     {
-        CliRun run = CliRun.Of("generate", "--prompt", "Once upon a time", "--temperature", "0", "--max-tokens", "40");
+        CliRun run = CliRun.Of("generate", "-m", SharedData.Stories260KBin, "--prompt", "Once upon a time", "--temperature", "0", "--max-tokens", "40");
         Assert.Equal(0, run.ExitCode);
         Assert.StartsWith(Continuation, run.Stdout);
         Assert.DoesNotContain("glowq:", run.Stdout);

@@ -47,6 +47,24 @@ public sealed class GlqFile : IDisposable
 
     public static GlqFile Open(string path) => MappedFile.OpenAndParse(path, Parse);
 
+    /// <summary>
+    /// Opens .glq bytes that are already in memory (a model embedded in the binary as a resource), validated as a
+    /// file is; <paramref name="name"/> stands for the file in messages. The returned file owns the stream.
+    /// </summary>
+    public static GlqFile Open(string name, UnmanagedMemoryStream bytes)
+    {
+        MappedFile view = MappedFile.FromUnmanagedMemory(name, bytes, GlqHeader.MinTensorAlignment);
+        try
+        {
+            return Parse(view);
+        }
+        catch
+        {
+            view.Dispose();
+            throw;
+        }
+    }
+
     /// <summary>The tensor's bytes, zero-copy (tensors under 2 GiB; use <see cref="GetBytes(GlqTensorInfo, long, int)"/> for larger).</summary>
     public ReadOnlySpan<byte> GetBytes(GlqTensorInfo tensor) => tensor.Length <= int.MaxValue
         ? GetBytes(tensor, 0, (int)tensor.Length)
@@ -121,9 +139,9 @@ public sealed class GlqFile : IDisposable
             Fail($"header.header_size is {h.HeaderSize}, expected a multiple of 8 from {GlqHeader.Size} to 65536");
         }
 
-        if (h.TensorAlignment < 64 || h.TensorAlignment > GlqHeader.PageSize || (h.TensorAlignment & (h.TensorAlignment - 1)) != 0)
+        if (h.TensorAlignment < GlqHeader.MinTensorAlignment || h.TensorAlignment > GlqHeader.PageSize || (h.TensorAlignment & (h.TensorAlignment - 1)) != 0)
         {
-            Fail($"header.tensor_alignment is {h.TensorAlignment}, expected a power of two from 64 to {GlqHeader.PageSize}");
+            Fail($"header.tensor_alignment is {h.TensorAlignment}, expected a power of two from {GlqHeader.MinTensorAlignment} to {GlqHeader.PageSize}");
         }
 
         if (h.FileLength != (ulong)actualLength)

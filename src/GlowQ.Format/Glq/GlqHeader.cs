@@ -12,6 +12,9 @@ public sealed record GlqHeader
     public const int PageSize = 4096;
     public const uint DefaultTensorAlignment = 256;
 
+    /// <summary>The smallest tensor alignment a file may declare: a cache line, and enough for any typed view.</summary>
+    public const int MinTensorAlignment = 64;
+
     public static ReadOnlySpan<byte> Magic => [0x89, (byte)'G', (byte)'L', (byte)'Q', 0x0D, 0x0A, 0x1A, 0x0A];
 
     public ushort MajorVersion { get; init; } = CurrentMajor;

@@ -1,4 +1,5 @@
 using System.Numerics.Tensors;
+using System.Runtime.Intrinsics;
 using GlowQ.Engine;
 using GlowQ.Format.Glq;
 
@@ -11,18 +12,30 @@ namespace GlowQ.Runtime.Kernels;
 /// plain int4 product and reads neither A, B nor t. <see cref="RunSwiGlu"/> does the same for gate/up and writes
 /// silu(gate)·up, the FFN hidden state, directly.
 /// <para>
-/// Decode (T ≤ 2) multiplies packed codes directly (<see cref="Int4Kernels.CodeDot"/>); prefill dequantises each
-/// row once and reuses it for every token. Rows are split across the worker pool in blocks; all scratch is
-/// allocated here, so a call allocates nothing.
+/// Decode (T ≤ 3) multiplies packed codes directly (<see cref="Int4Kernels.CodeDot"/>); prefill dequantises each
+/// code vector once in registers and applies it to eight tokens (<see cref="Int4Kernels.CodeDotTokenBlock"/>).
+/// Rows are split across the worker pool in contiguous runs of whole 16-row blocks, so each thread streams its own
+/// weights and writes its own output cache lines. Per block of rows the fp16 scales, zero points and A rows are
+/// widened once, in one vectorised pass, rather than per row. All scratch is allocated here, so a call allocates
+/// nothing; small products run on the calling thread (<see cref="WorkerPool.Run"/>).
 /// </para>
 /// </summary>
 public sealed class W4GemvWithCorrection : IPartitionedWork
 {
-    /// <summary>Rows per scheduling block.</summary>
+    /// <summary>Rows per scheduling block: a multiple of 16 keeps each thread's fp32 output on its own cache lines.</summary>
     private const int RowBlock = 16;
 
-    /// <summary>Above this many tokens a row is dequantised once and reused, rather than decoded per token.</summary>
-    private const int DirectMaxTokens = 2;
+    /// <summary>Up to this many tokens each token multiplies packed codes; above it, rows dequantise once per eight tokens.</summary>
+    internal const int DirectMaxTokens = 3;
+
+    private const int TokenBlock = Int4Kernels.TokenBlock;
+
+    /// <summary>
+    /// Widest gate/up rows decoded four at a time. Four gate and four up rows are eight concurrent weight streams; at
+    /// 1B widths (2048) that measured 1.6× slower than one row pair at a time, while narrow rows gain from sharing
+    /// the reductions.
+    /// </summary>
+    private const int FourRowSwiGluMaxCols = 512;
 
     private enum Phase
     {
@@ -35,15 +48,15 @@ public sealed class W4GemvWithCorrection : IPartitionedWork
     private readonly int _capacity, _maxRank;
     private readonly Scratch[] _scratch;
 
-    // Per call, shared by all participants: the input in nibble order with its group sums, and t = B·x.
-    private readonly float[] _xr, _groupSums, _t;
+    // Per call, shared by all participants: the input in decode order with its group sums, or in prefill order; t = B·x.
+    private readonly float[] _xr, _groupSums, _xp, _t;
 
     // The call in progress (members, factors and outputs are copied into fixed slots: no per-call arrays).
     private readonly Int4Matrix[] _members = new Int4Matrix[Int4Unit.MaxMembers];
     private readonly ReadOnlyMemory<Half>[] _a = new ReadOnlyMemory<Half>[Int4Unit.MaxMembers];
     private readonly float[][] _outputs = new float[Int4Unit.MaxMembers][];
-    private int _memberCount, _rank, _tokens, _firstToken, _xrStride;
-    private bool _correct, _nibbleOrder;
+    private int _memberCount, _rank, _tokens, _firstToken, _xrStride, _xpStride;
+    private bool _correct, _nibbleOrder, _direct;
     private Phase _phase;
     private ReadOnlyMemory<Half> _b;
     private float[] _x = null!;
@@ -62,13 +75,15 @@ public sealed class W4GemvWithCorrection : IPartitionedWork
         _capacity = (maxCols + 511) / 512 * 512;
         _maxRank = maxRank;
         MaxTokens = maxTokens;
-        _xr = new float[maxTokens * _capacity];
-        _groupSums = new float[maxTokens * _capacity];
+        int direct = Math.Min(maxTokens, DirectMaxTokens);
+        _xr = new float[direct * _capacity];
+        _groupSums = new float[direct * _capacity];
+        _xp = maxTokens > DirectMaxTokens ? new float[(maxTokens + TokenBlock - 1) / TokenBlock * TokenBlock * _capacity] : [];
         _t = new float[maxTokens * Math.Max(maxRank, 1)];
         _scratch = new Scratch[pool.ThreadCount];
         for (int i = 0; i < _scratch.Length; i++)
         {
-            _scratch[i] = new Scratch(_capacity, maxTokens);
+            _scratch[i] = new Scratch(_capacity, Math.Max(maxRank, 1), maxTokens);
         }
     }
 
@@ -218,20 +233,34 @@ public sealed class W4GemvWithCorrection : IPartitionedWork
         }
     }
 
-    /// <summary>The chunk's inputs in the order the vector kernels read (once per call, shared by every row).</summary>
+    /// <summary>The chunk's inputs in the order the vector kernels read (once per call, shared by every row of every member).</summary>
     private void PrepareInput()
     {
         Int4Matrix w = _members[0];
         _nibbleOrder = Int4Kernels.UsesNibbleOrder(Path, w.GroupSize);
+        _direct = _tokens <= DirectMaxTokens;
         _xrStride = Int4Kernels.NibbleOrderLength(w.PaddedCols);
+        _xpStride = _xrStride * TokenBlock;
         if (!_nibbleOrder)
         {
             return;
         }
 
-        for (int t = 0; t < _tokens; t++)
+        if (_direct)
         {
-            Int4Kernels.PrepareInput(Input(t), w.GroupSize, _xr.AsSpan(t * _xrStride, _xrStride), _groupSums.AsSpan(t * w.Groups, w.Groups));
+            for (int t = 0; t < _tokens; t++)
+            {
+                Int4Kernels.PrepareDecodeInput(Input(t), w.GroupSize, _xr.AsSpan(t * _xrStride, _xrStride), _groupSums.AsSpan(t * w.Groups, w.Groups));
+            }
+
+            return;
+        }
+
+        int cols = w.Cols;
+        for (int first = 0, block = 0; first < _tokens; first += TokenBlock, block++)
+        {
+            int count = Math.Min(TokenBlock, _tokens - first);
+            Int4Kernels.PreparePrefillInput(_x.AsSpan((_firstToken + first) * cols, count * cols), count, cols, _xp.AsSpan(block * _xpStride, _xpStride));
         }
     }
 
@@ -248,7 +277,7 @@ public sealed class W4GemvWithCorrection : IPartitionedWork
         switch (_phase)
         {
             case Phase.Correction:
-                ComputeT(part, parts);
+                ComputeT(part, parts, scratch);
                 break;
             case Phase.Rows:
                 ComputeRows(part, parts, scratch);
@@ -260,16 +289,25 @@ public sealed class W4GemvWithCorrection : IPartitionedWork
     }
 
     /// <summary>t[tok·rank + j] = B[j]·x_tok: the rank-r projection every member's correction shares.</summary>
-    private void ComputeT(int part, int parts)
+    private void ComputeT(int part, int parts, Scratch scratch)
     {
         int cols = _members[0].Cols;
         (int first, int last) = WorkerPool.Range(_rank, part, parts);
         ReadOnlySpan<Half> b = _b.Span;
+        Span<float> row = scratch.Dense.AsSpan(0, cols);
         for (int j = first; j < last; j++)
         {
+            if (_tokens == 1)
+            {
+                _t[j] = Int4Kernels.HalfDot(Path, b.Slice(j * cols, cols), Input(0));
+                continue;
+            }
+
+            // Several tokens: widen B's row once and reuse it for each of them.
+            Int4Kernels.WidenHalves(Path, b.Slice(j * cols, cols), row);
             for (int t = 0; t < _tokens; t++)
             {
-                _t[t * _rank + j] = Int4Kernels.HalfDot(Path, b.Slice(j * cols, cols), Input(t));
+                _t[t * _rank + j] = Int4Kernels.Dot(Path, row, Input(t));
             }
         }
     }
@@ -284,23 +322,47 @@ public sealed class W4GemvWithCorrection : IPartitionedWork
         }
 
         (int first, int last) = WorkerPool.Range(blocks, part, parts);
-        int member = 0, memberStart = 0;
-        for (int block = first; block < last; block++)
+        int memberStart = 0;
+        for (int member = 0; member < _memberCount && first < last; member++)
         {
-            while (block - memberStart >= Blocks(_members[member].Rows))
+            int memberBlocks = Blocks(_members[member].Rows);
+            int from = Math.Max(first, memberStart), to = Math.Min(last, memberStart + memberBlocks);
+            if (from < to)
             {
-                memberStart += Blocks(_members[member].Rows);
-                member++;
+                MemberRows(member, (from - memberStart) * RowBlock, Math.Min(_members[member].Rows, (to - memberStart) * RowBlock), scratch);
             }
 
-            Int4Matrix w = _members[member];
-            int row0 = (block - memberStart) * RowBlock, rowEnd = Math.Min(w.Rows, row0 + RowBlock);
-            ReadOnlySpan<Half> a = _correct ? _a[member].Span : [];
-            float[] y = _outputs[member];
-            Span<float> values = scratch.Values.AsSpan(0, _tokens);
-            for (int row = row0; row < rowEnd; row++)
+            memberStart += memberBlocks;
+        }
+    }
+
+    /// <summary>Rows [start, end) of one member, written straight into its output.</summary>
+    private void MemberRows(int member, int start, int end, Scratch scratch)
+    {
+        Int4Matrix w = _members[member];
+        var view = new RowView(w, _correct ? _a[member].Span : [], _rank);
+        float[] y = _outputs[member];
+        Span<float> values = scratch.Values.AsSpan(0, _tokens);
+        int chunk = scratch.RowsPerChunk(w.Groups);
+        for (int row0 = start; row0 < end; row0 += chunk)
+        {
+            int rowEnd = Math.Min(end, row0 + chunk);
+            Tables tables = scratch.Widen(Path, view, row0, rowEnd - row0, 0);
+            int row = row0;
+            if (_nibbleOrder && _direct)
             {
-                RowProduct(w, row, a, scratch, values);
+                for (; row <= rowEnd - 4; row += 4)
+                {
+                    for (int t = 0; t < _tokens; t++)
+                    {
+                        FourRows(view, row, tables, row - row0, t).CopyTo(y.AsSpan(((_firstToken + t) * w.Rows) + row, 4));
+                    }
+                }
+            }
+
+            for (; row < rowEnd; row++)
+            {
+                RowProduct(view, row, tables.Row(row - row0), scratch, values);
                 for (int t = 0; t < _tokens; t++)
                 {
                     y[((_firstToken + t) * w.Rows) + row] = values[t];
@@ -314,16 +376,40 @@ public sealed class W4GemvWithCorrection : IPartitionedWork
     {
         Int4Matrix gate = _members[0], up = _members[1];
         (int first, int last) = WorkerPool.Range(Blocks(gate.Rows), part, parts);
+        int start = first * RowBlock, end = Math.Min(gate.Rows, last * RowBlock);
+        var gateView = new RowView(gate, _correct ? _a[0].Span : [], _rank);
+        var upView = new RowView(up, _correct ? _a[1].Span : [], _rank);
         float[] hidden = _outputs[0];
         Span<float> gateValues = scratch.Values.AsSpan(0, _tokens), upValues = scratch.UpValues.AsSpan(0, _tokens);
-        for (int block = first; block < last; block++)
+        int chunk = scratch.RowsPerChunk(gate.Groups);
+        for (int row0 = start; row0 < end; row0 += chunk)
         {
-            int row0 = block * RowBlock, rowEnd = Math.Min(gate.Rows, row0 + RowBlock);
-            ReadOnlySpan<Half> aGate = _correct ? _a[0].Span : [], aUp = _correct ? _a[1].Span : [];
-            for (int row = row0; row < rowEnd; row++)
+            int rowEnd = Math.Min(end, row0 + chunk);
+            Tables gateTables = scratch.Widen(Path, gateView, row0, rowEnd - row0, 0);
+            Tables upTables = scratch.Widen(Path, upView, row0, rowEnd - row0, 1);
+            int row = row0;
+            if (_nibbleOrder && _direct && gate.PaddedCols <= FourRowSwiGluMaxCols)
             {
-                RowProduct(gate, row, aGate, scratch, gateValues);
-                RowProduct(up, row, aUp, scratch, upValues);
+                for (; row <= rowEnd - 4; row += 4)
+                {
+                    for (int t = 0; t < _tokens; t++)
+                    {
+                        Vector128<float> g = FourRows(gateView, row, gateTables, row - row0, t);
+                        Vector128<float> u = FourRows(upView, row, upTables, row - row0, t);
+                        Span<float> h = hidden.AsSpan(((_firstToken + t) * gate.Rows) + row, 4);
+                        for (int i = 0; i < 4; i++)
+                        {
+                            float gi = g.GetElement(i);
+                            h[i] = gi / (1f + MathF.Exp(-gi)) * u.GetElement(i);
+                        }
+                    }
+                }
+            }
+
+            for (; row < rowEnd; row++)
+            {
+                RowProduct(gateView, row, gateTables.Row(row - row0), scratch, gateValues);
+                RowProduct(upView, row, upTables.Row(row - row0), scratch, upValues);
                 for (int t = 0; t < _tokens; t++)
                 {
                     float g = gateValues[t];
@@ -334,86 +420,261 @@ public sealed class W4GemvWithCorrection : IPartitionedWork
     }
 
     /// <summary>
+    /// Rows [row, row + 4) of one member for decode token t, complete (int4 product, zero points, correction, bias):
+    /// the four rows share each reduction, which at narrow widths costs as much as the rows' arithmetic.
+    /// </summary>
+    private Vector128<float> FourRows(in RowView w, int row, in Tables tables, int r, int t)
+    {
+        int groups = w.Groups;
+        Vector128<float> v = Int4Kernels.CodeDot4(Path, w.Codes.Slice(row * w.RowBytes, 4 * w.RowBytes), w.RowBytes, tables.Scales.Slice(r * groups, 4 * groups), groups, w.GroupSize, _xr.AsSpan(t * _xrStride, _xrStride))
+                             - Int4Kernels.Dot4(Path, tables.ZeroScales.Slice(r * groups, 4 * groups), groups, _groupSums.AsSpan(t * groups, groups), groups);
+        if (_correct)
+        {
+            v += Int4Kernels.Dot4(Path, tables.A.Slice(r * _rank, 4 * _rank), _rank, _t.AsSpan(t * _rank, _rank), _rank);
+        }
+
+        if (!w.Bias.IsEmpty)
+        {
+            v += Vector128.Create(w.Bias.Slice(row, 4));
+        }
+
+        return v;
+    }
+
+    /// <summary>
     /// values[t] = Q(W)[row]·x_t + A_row·t_t + bias[row] for the chunk's tokens: one row of one member, complete.
     /// </summary>
-    private void RowProduct(Int4Matrix w, int row, ReadOnlySpan<Half> a, Scratch scratch, Span<float> values)
+    private void RowProduct(in RowView w, int row, in RowTables tables, Scratch scratch, Span<float> values)
     {
-        ReadOnlySpan<byte> codes = w.Codes.Span.Slice(row * w.RowBytes, w.RowBytes);
-        ReadOnlySpan<byte> zeros = w.Zeros.Span.Slice(row * w.ZeroRowBytes, w.ZeroRowBytes);
-        Span<float> scales = scratch.Scales.AsSpan(0, w.Groups);
-        TensorPrimitives.ConvertToSingle(w.Scales.Span.Slice(row * w.Groups, w.Groups), scales);
-        bool direct = _tokens <= DirectMaxTokens;
-
+        ReadOnlySpan<byte> codes = w.Codes.Slice(row * w.RowBytes, w.RowBytes);
         if (!_nibbleOrder)
         {
-            Span<float> dense = scratch.Row.AsSpan(0, w.Cols);
-            if (!direct)
+            ReadOnlySpan<byte> zeros = w.Zeros.Slice(row * w.ZeroRowBytes, w.ZeroRowBytes);
+            if (_direct)
             {
-                Int4Encoding.DequantizeRow(codes, w.Scales.Span.Slice(row * w.Groups, w.Groups), zeros, w.GroupSize, dense);
+                for (int t = 0; t < _tokens; t++)
+                {
+                    values[t] = Int4Kernels.ScalarDot(codes, tables.Scales, zeros, w.GroupSize, Input(t));
+                }
             }
-
+            else
+            {
+                Span<float> dense = scratch.Dense.AsSpan(0, w.Cols);
+                Int4Encoding.DequantizeRow(codes, w.Scales.Slice(row * w.Groups, w.Groups), zeros, w.GroupSize, dense);
+                for (int t = 0; t < _tokens; t++)
+                {
+                    values[t] = System.Numerics.Tensors.TensorPrimitives.Dot(dense, Input(t));
+                }
+            }
+        }
+        else if (_direct)
+        {
             for (int t = 0; t < _tokens; t++)
             {
-                values[t] = direct ? Int4Kernels.ScalarDot(codes, scales, zeros, w.GroupSize, Input(t)) : TensorPrimitives.Dot(dense, Input(t));
+                values[t] = Int4Kernels.CodeDot(Path, codes, tables.Scales, w.GroupSize, _xr.AsSpan(t * _xrStride, _xrStride))
+                            - Int4Kernels.Dot(Path, tables.ZeroScales, _groupSums.AsSpan(t * w.Groups, w.Groups));
             }
         }
         else
         {
             int halves = w.PaddedCols / Int4Kernels.HalfBlock;
-            Span<float> halfScales = scratch.HalfScales.AsSpan(0, halves);
-            Span<float> halfZeros = direct ? [] : scratch.HalfZeros.AsSpan(0, halves);
-            bool byGroup = direct && Path == Int4Path.Vector256 && w.GroupSize % Int4Kernels.Block == 0;
-            if (!byGroup)
+            ReadOnlySpan<float> halfScales = tables.Scales, halfZeroScales = tables.ZeroScales;
+            if (w.GroupSize != Int4Kernels.HalfBlock)
             {
-                Int4Kernels.ExpandToHalves(scales, zeros, w.GroupSize, halfScales, halfZeros);
+                Span<float> s = scratch.HalfScales.AsSpan(0, halves), z = scratch.HalfZeroScales.AsSpan(0, halves);
+                Int4Kernels.ExpandToHalves(tables.Scales, w.GroupSize, s);
+                Int4Kernels.ExpandToHalves(tables.ZeroScales, w.GroupSize, z);
+                halfScales = s;
+                halfZeroScales = z;
             }
 
-            Span<float> dense = scratch.Row.AsSpan(0, _xrStride);
-            if (!direct)
+            Span<float> sums = scratch.BlockSums.AsSpan(0, TokenBlock);
+            for (int first = 0, block = 0; first < _tokens; first += TokenBlock, block++)
             {
-                Int4Kernels.DequantizeRow(codes, halfScales, halfZeros, dense);
-            }
-
-            for (int t = 0; t < _tokens; t++)
-            {
-                ReadOnlySpan<float> xr = _xr.AsSpan(t * _xrStride, _xrStride);
-                values[t] = !direct ? TensorPrimitives.Dot(dense, xr)
-                    : (byGroup ? Int4Kernels.CodeDotByGroup(codes, scales, w.GroupSize, xr) : Int4Kernels.CodeDot(Path, codes, halfScales, xr))
-                      - Int4Kernels.ZeroPointTerm(scales, zeros, _groupSums.AsSpan(t * w.Groups, w.Groups));
+                Int4Kernels.CodeDotTokenBlock(Path, codes, halfScales, halfZeroScales, _xp.AsSpan(block * _xpStride, _xpStride), sums);
+                sums[..Math.Min(TokenBlock, _tokens - first)].CopyTo(values[first..]);
             }
         }
 
         // The epilogue: correction and bias join the int4 result before anything is written.
-        for (int t = 0; t < _tokens; t++)
+        if (_correct)
         {
-            if (_correct)
+            for (int t = 0; t < _tokens; t++)
             {
-                values[t] += Int4Kernels.HalfDot(Path, a.Slice(row * _rank, _rank), _t.AsSpan(t * _rank, _rank));
+                values[t] += Int4Kernels.Dot(Path, tables.A, _t.AsSpan(t * _rank, _rank));
             }
+        }
 
-            if (!w.Bias.IsEmpty)
+        if (!w.Bias.IsEmpty)
+        {
+            float bias = w.Bias[row];
+            for (int t = 0; t < _tokens; t++)
             {
-                values[t] += w.Bias.Span[row];
+                values[t] += bias;
             }
         }
     }
 
     private static int Blocks(int rows) => (rows + RowBlock - 1) / RowBlock;
 
-    /// <summary>One participant's working memory, sized for the largest product at construction.</summary>
-    private sealed class Scratch(int capacity, int maxTokens)
+    /// <summary>One member's tensors as spans, resolved once per call and participant rather than once per row.</summary>
+    private readonly ref struct RowView
     {
-        public float[] Scales { get; } = new float[capacity];
+        public RowView(Int4Matrix w, ReadOnlySpan<Half> a, int rank)
+        {
+            Codes = w.Codes.Span;
+            Scales = w.Scales.Span;
+            Zeros = w.Zeros.Span;
+            Bias = w.Bias.Span;
+            A = a;
+            Rank = rank;
+            Cols = w.Cols;
+            PaddedCols = w.PaddedCols;
+            Groups = w.Groups;
+            GroupSize = w.GroupSize;
+            RowBytes = w.RowBytes;
+            ZeroRowBytes = w.ZeroRowBytes;
+        }
 
-        public float[] HalfScales { get; } = new float[capacity / Int4Kernels.HalfBlock];
+        public ReadOnlySpan<byte> Codes { get; }
 
-        public float[] HalfZeros { get; } = new float[capacity / Int4Kernels.HalfBlock];
+        public ReadOnlySpan<Half> Scales { get; }
 
-        /// <summary>A dequantised row (prefill), in column or nibble order.</summary>
-        public float[] Row { get; } = new float[capacity];
+        public ReadOnlySpan<byte> Zeros { get; }
 
-        public float[] Values { get; } = new float[maxTokens];
+        public ReadOnlySpan<float> Bias { get; }
 
-        public float[] UpValues { get; } = new float[maxTokens];
+        public ReadOnlySpan<Half> A { get; }
+
+        public int Rank { get; }
+
+        public int Cols { get; }
+
+        public int PaddedCols { get; }
+
+        public int Groups { get; }
+
+        public int GroupSize { get; }
+
+        public int RowBytes { get; }
+
+        public int ZeroRowBytes { get; }
+    }
+
+    /// <summary>A chunk of rows' widened tables: scales and scale·zero products [rows × groups], A [rows × rank].</summary>
+    private readonly ref struct Tables(Span<float> scales, Span<float> zeroScales, Span<float> a, int groups, int rank)
+    {
+        private readonly Span<float> _scales = scales, _zeroScales = zeroScales, _a = a;
+
+        public ReadOnlySpan<float> Scales => _scales;
+
+        public ReadOnlySpan<float> ZeroScales => _zeroScales;
+
+        public ReadOnlySpan<float> A => _a;
+
+        [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+        public RowTables Row(int r) => new(_scales.Slice(r * groups, groups), _zeroScales.Slice(r * groups, groups), _a.Slice(r * rank, rank));
+    }
+
+    private readonly ref struct RowTables(ReadOnlySpan<float> scales, ReadOnlySpan<float> zeroScales, ReadOnlySpan<float> a)
+    {
+        public ReadOnlySpan<float> Scales { get; } = scales;
+
+        public ReadOnlySpan<float> ZeroScales { get; } = zeroScales;
+
+        public ReadOnlySpan<float> A { get; } = a;
+    }
+
+    /// <summary>
+    /// One participant's working memory, sized for the largest product at construction. Every buffer is carved from
+    /// one array with a cache line of padding on each side, so no two threads ever write the same line.
+    /// </summary>
+    private sealed class Scratch
+    {
+        private const int Pad = 16;
+        private readonly float[] _slab;
+        private readonly int _tableLength, _aLength;
+
+        public Scratch(int capacity, int maxRank, int maxTokens)
+        {
+            // Two table sets (gate and up) of RowBlock rows at group size 32; smaller groups widen fewer rows at a time.
+            _tableLength = Math.Max(RowBlock * (capacity / Int4Kernels.HalfBlock), capacity);
+            _aLength = RowBlock * maxRank;
+            int halves = capacity / Int4Kernels.HalfBlock;
+            int[] lengths = [_tableLength, _tableLength, _aLength, _tableLength, _tableLength, _aLength, halves, halves, capacity, maxTokens, maxTokens, TokenBlock];
+            _slab = new float[lengths.Sum(l => l + Pad) + Pad];
+            int offset = Pad;
+            var spans = new ArraySegment<float>[lengths.Length];
+            for (int i = 0; i < lengths.Length; i++)
+            {
+                spans[i] = new ArraySegment<float>(_slab, offset, lengths[i]);
+                offset += lengths[i] + Pad;
+            }
+
+            TableSets = [(spans[0], spans[1], spans[2]), (spans[3], spans[4], spans[5])];
+            HalfScales = spans[6];
+            HalfZeroScales = spans[7];
+            Dense = spans[8];
+            Values = spans[9];
+            UpValues = spans[10];
+            BlockSums = spans[11];
+        }
+
+        /// <summary>Scales, scale·zero products and A of a chunk of rows; two sets, for gate and up side by side.</summary>
+        private (ArraySegment<float> Scales, ArraySegment<float> ZeroScales, ArraySegment<float> A)[] TableSets { get; }
+
+        public ArraySegment<float> HalfScales { get; }
+
+        public ArraySegment<float> HalfZeroScales { get; }
+
+        /// <summary>A widened row: a dequantised row (scalar prefill) or a row of B.</summary>
+        public ArraySegment<float> Dense { get; }
+
+        public ArraySegment<float> Values { get; }
+
+        public ArraySegment<float> UpValues { get; }
+
+        public ArraySegment<float> BlockSums { get; }
+
+        public int RowsPerChunk(int groups) => Math.Clamp(_tableLength / groups, 1, RowBlock);
+
+        /// <summary>Widens rows [row0, row0 + rows) of one member's fp16 tables in one pass each.</summary>
+        public Tables Widen(Int4Path path, in RowView w, int row0, int rows, int set)
+        {
+            (ArraySegment<float> scaleBuffer, ArraySegment<float> zeroBuffer, ArraySegment<float> aBuffer) = TableSets[set];
+            int groups = w.Groups;
+            Span<float> scales = scaleBuffer.AsSpan(0, rows * groups), zeroScales = zeroBuffer.AsSpan(0, rows * groups);
+            Int4Kernels.WidenHalves(path, w.Scales.Slice(row0 * groups, rows * groups), scales);
+            if (w.ZeroRowBytes * 2 == groups)
+            {
+                // Even group counts pack rows' zero points back to back: one flat pass, without per-row slicing
+                // (which at two groups a row cost more than the products it served).
+                ReadOnlySpan<byte> zeros = w.Zeros.Slice(row0 * w.ZeroRowBytes, rows * w.ZeroRowBytes);
+                for (int j = 0; j < scales.Length; j++)
+                {
+                    zeroScales[j] = scales[j] * ((zeros[j >> 1] >> ((j & 1) * 4)) & 0xF);
+                }
+            }
+            else
+            {
+                for (int r = 0; r < rows; r++)
+                {
+                    ReadOnlySpan<byte> zeros = w.Zeros.Slice((row0 + r) * w.ZeroRowBytes, w.ZeroRowBytes);
+                    Span<float> rowScales = scales.Slice(r * groups, groups), rowZeroScales = zeroScales.Slice(r * groups, groups);
+                    for (int g = 0; g < groups; g++)
+                    {
+                        rowZeroScales[g] = rowScales[g] * ((zeros[g >> 1] >> ((g & 1) * 4)) & 0xF);
+                    }
+                }
+            }
+
+            Span<float> a = aBuffer.AsSpan(0, rows * w.Rank);
+            if (w.Rank > 0)
+            {
+                Int4Kernels.WidenHalves(path, w.A.Slice(row0 * w.Rank, rows * w.Rank), a);
+            }
+
+            return new Tables(scales, zeroScales, a, groups, w.Rank);
+        }
     }
 }

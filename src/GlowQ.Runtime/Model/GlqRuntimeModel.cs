@@ -15,12 +15,12 @@ public sealed class GlqRuntimeModel : ILanguageModel
     private readonly GlqFile _file;
     private readonly LlamaModel _model;
 
-    private GlqRuntimeModel(GlqFile file, GlqModel glq, byte[] mask, InferenceOptions options)
+    private GlqRuntimeModel(GlqFile file, GlqModel glq, byte[] mask, InferenceOptions options, bool widenHalfHead)
     {
         _file = file;
         Glq = glq;
         Mask = mask;
-        _model = new LlamaModel(LoadFrame(file, glq.Config), (_, pool, chunk) => new Int4Projections(file, glq, mask, pool, chunk), options);
+        _model = new LlamaModel(LoadFrame(file, glq.Config, widenHalfHead), (_, pool, chunk) => new Int4Projections(file, glq, mask, pool, chunk), options);
     }
 
     /// <summary>The file's metadata: units, scores, default mask, tokenizer.</summary>
@@ -41,12 +41,17 @@ public sealed class GlqRuntimeModel : ILanguageModel
     public long WeightBytes => _model.WeightBytes;
 
     /// <param name="mask">One entry (0 or 1) per unit of the file; null uses the file's default mask.</param>
-    public static GlqRuntimeModel Open(string path, byte[]? mask = null, InferenceOptions? options = null)
+    /// <param name="widenHalfHead">
+    /// Hold an fp16 embedding/head as fp32: twice its bytes in private memory (1B shape: 1.05 GB instead of 525 MB),
+    /// for a head product that streams fp32 at memory speed instead of widening every fp16 value in software, which
+    /// on x64 .NET is slower than reading twice the bytes. Off by default, so memory plans hold for the file as stored.
+    /// </param>
+    public static GlqRuntimeModel Open(string path, byte[]? mask = null, InferenceOptions? options = null, bool widenHalfHead = false)
     {
         GlqFile file = GlqFile.Open(path);
         try
         {
-            return Open(file, mask, options);
+            return Open(file, mask, options, widenHalfHead);
         }
         catch
         {
@@ -56,7 +61,7 @@ public sealed class GlqRuntimeModel : ILanguageModel
     }
 
     /// <summary>Runs an open file, which the model then owns and disposes.</summary>
-    public static GlqRuntimeModel Open(GlqFile file, byte[]? mask = null, InferenceOptions? options = null)
+    public static GlqRuntimeModel Open(GlqFile file, byte[]? mask = null, InferenceOptions? options = null, bool widenHalfHead = false)
     {
         ArgumentNullException.ThrowIfNull(file);
         GlqModel glq = GlqModel.Read(file);
@@ -71,7 +76,7 @@ public sealed class GlqRuntimeModel : ILanguageModel
             throw new ArgumentException($"{file.Name}: restoration mask entries must be 0 or 1");
         }
 
-        return new GlqRuntimeModel(file, glq, [.. mask], options ?? new InferenceOptions());
+        return new GlqRuntimeModel(file, glq, [.. mask], options ?? new InferenceOptions(), widenHalfHead);
     }
 
     public void Forward(ReadOnlySpan<int> tokens, int startPosition, Span<float> logits, bool allPositions = false) =>
@@ -84,13 +89,14 @@ public sealed class GlqRuntimeModel : ILanguageModel
     }
 
     /// <summary>
-    /// Embedding and head stay fp16 when stored so (the engine's fp16 product widens each value exactly and accumulates
-    /// in fp32, streaming half the bytes of a widened copy); norms are tiny and widen to fp32 once.
+    /// Embedding and head stay fp16 when stored so, unless <paramref name="widenHalf"/> (the engine's fp16 product
+    /// widens each value exactly and accumulates in fp32, streaming half the bytes of a widened copy); norms are tiny
+    /// and widen to fp32 once.
     /// </summary>
-    private static LlamaFrame LoadFrame(GlqFile file, ModelConfig c)
+    private static LlamaFrame LoadFrame(GlqFile file, ModelConfig c, bool widenHalf)
     {
-        WeightMatrix embedding = Matrix(file, LlamaTensorNames.Embedding, c.VocabSize, c.Dim);
-        WeightMatrix head = c.TiedEmbeddings ? embedding : Matrix(file, LlamaTensorNames.OutputHead, c.VocabSize, c.Dim);
+        WeightMatrix embedding = Matrix(file, LlamaTensorNames.Embedding, c.VocabSize, c.Dim, widenHalf);
+        WeightMatrix head = c.TiedEmbeddings ? embedding : Matrix(file, LlamaTensorNames.OutputHead, c.VocabSize, c.Dim, widenHalf);
         return new LlamaFrame(
             c,
             embedding,
@@ -100,9 +106,16 @@ public sealed class GlqRuntimeModel : ILanguageModel
             head);
     }
 
-    private static WeightMatrix Matrix(GlqFile file, string name, int rows, int cols)
+    private static WeightMatrix Matrix(GlqFile file, string name, int rows, int cols, bool widenHalf)
     {
         ReadOnlySpan<byte> bytes = Bytes(file, name, (long)rows * cols, out GlqDType dtype);
+        if (dtype == GlqDType.F16 && widenHalf)
+        {
+            var widened = new float[(long)rows * cols];
+            GlowQ.Runtime.Kernels.Int4Kernels.WidenHalves(GlowQ.Runtime.Kernels.Int4Kernels.Best, MemoryMarshal.Cast<byte, Half>(bytes), widened);
+            return WeightMatrix.FromSingle(rows, cols, widened);
+        }
+
         if (dtype == GlqDType.F16)
         {
             return WeightMatrix.FromHalf(rows, cols, MemoryMarshal.Cast<byte, Half>(bytes).ToArray());

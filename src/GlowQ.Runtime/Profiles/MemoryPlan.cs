@@ -9,13 +9,20 @@ namespace GlowQ.Runtime.Profiles;
 /// <param name="CorrectionBytes">A and B of the units the mask restores.</param>
 /// <param name="KvCacheBytes">Keys and values of every layer for the whole context.</param>
 /// <param name="WorkspaceBytes">Activations, attention scores and logits of one forward pass.</param>
-public sealed record MemoryPlan(long WeightBytes, long CorrectionBytes, long KvCacheBytes, long WorkspaceBytes, int ContextLength, long KvBytesPerToken)
+/// <param name="KvElementBytes">Bytes of one cached key or value element: 2 for an fp16 cache, 4 for fp32.</param>
+public sealed record MemoryPlan(long WeightBytes, long CorrectionBytes, long KvCacheBytes, long WorkspaceBytes, int ContextLength, long KvBytesPerToken, int KvElementBytes = 4)
 {
     public long TotalBytes => WeightBytes + CorrectionBytes + KvCacheBytes + WorkspaceBytes;
 
     /// <param name="prefillTokens">Most tokens one forward pass processes at once (the prefill chunk).</param>
+    /// <param name="kvElementBytes">Bytes of one cached element: 2 for an fp16 KV cache, 4 for fp32.</param>
     public static MemoryPlan For(GlqFile file, GlqModel model, IReadOnlyList<byte> mask, int contextLength, int kvElementBytes, int prefillTokens = 64)
     {
+        if (kvElementBytes is not (2 or 4))
+        {
+            throw new ArgumentOutOfRangeException(nameof(kvElementBytes), kvElementBytes, "a KV cache element is 2 (fp16) or 4 (fp32) bytes");
+        }
+
         long correction = model.CorrectionBytes(file, mask);
         var factorTensors = new HashSet<string>(model.Units.SelectMany(u => u.FactorTensorNames), StringComparer.Ordinal);
         long weights = file.Tensors.Where(t => !factorTensors.Contains(t.Name)).Sum(t => (long)t.Length);
@@ -27,7 +34,7 @@ public sealed record MemoryPlan(long WeightBytes, long CorrectionBytes, long KvC
         // the t = B·x of a unit; per head, one row of attention scores over the context; one row of logits.
         long perToken = 4L * ((3L * c.Dim) + c.QDim + (2L * c.KvHeads * c.HeadDim) + (3L * c.HiddenDim) + maxRank);
         long workspace = (tokens * perToken) + (4L * c.Heads * contextLength) + (4L * c.VocabSize * tokens);
-        return new MemoryPlan(weights, correction, kvPerToken * contextLength, workspace, contextLength, kvPerToken);
+        return new MemoryPlan(weights, correction, kvPerToken * contextLength, workspace, contextLength, kvPerToken, kvElementBytes);
     }
 
     /// <summary>
@@ -50,6 +57,11 @@ public sealed record MemoryPlan(long WeightBytes, long CorrectionBytes, long KvC
             remedies.Add(string.Create(CultureInfo.InvariantCulture, $"--context {ContextLength - kvSaving} or less (KV cache {Mib(KvBytesPerToken * 1024)} per 1k tokens)"));
         }
 
+        if (KvElementBytes > 2 && KvCacheBytes / 2 >= over)
+        {
+            remedies.Add(string.Create(CultureInfo.InvariantCulture, $"--kv-cache f16 (KV cache {Size(KvCacheBytes / 2)} instead of {Size(KvCacheBytes)})"));
+        }
+
         if (CorrectionBytes > 0)
         {
             remedies.Add($"a smaller --restore fraction (corrections take {Gib(CorrectionBytes)})");
@@ -57,11 +69,15 @@ public sealed record MemoryPlan(long WeightBytes, long CorrectionBytes, long KvC
 
         remedies.Add("a smaller model");
         throw new MemoryBudgetException(string.Create(CultureInfo.InvariantCulture,
-            $"the model needs {Gib(TotalBytes)} (weights {Gib(WeightBytes)}, corrections {Gib(CorrectionBytes)}, KV cache {Gib(KvCacheBytes)} at {ContextLength} tokens, "
+            $"the model needs {Gib(TotalBytes)} (weights {Gib(WeightBytes)}, corrections {Gib(CorrectionBytes)}, {(KvElementBytes == 2 ? "f16" : "f32")} KV cache {Size(KvCacheBytes)} at {ContextLength} tokens, "
             + $"workspace {Gib(WorkspaceBytes)}) but profile '{profile.Name}' allows {Gib(budget)}; try {string.Join(", or ", remedies)}"));
     }
 
     private static string Gib(long bytes) => string.Create(CultureInfo.InvariantCulture, $"{bytes / DeviceProfile.Gib:F2} GiB");
+
+    /// <summary>GiB, or MiB below 1 GiB, where two decimals of GiB would hide a KV cache's size.</summary>
+    private static string Size(long bytes) =>
+        bytes >= DeviceProfile.Gib ? Gib(bytes) : string.Create(CultureInfo.InvariantCulture, $"{bytes / (1024.0 * 1024):F2} MiB");
 
     private static string Mib(long bytes) => string.Create(CultureInfo.InvariantCulture, $"{bytes / (1024.0 * 1024):F1} MiB");
 }
