@@ -64,14 +64,8 @@ highest_glibc() {
 # version_le A B : true when version A <= version B.
 version_le() { [ "$(printf '%s\n%s\n' "$1" "$2" | sort -V | head -n 1)" = "$1" ]; }
 
-debian_mirror() {
-  if [ -n "${GLOWQ_DEBIAN_MIRROR:-}" ]; then echo "$GLOWQ_DEBIAN_MIRROR"; return; fi
-  local found
-  # The mirror apt already reaches is the one most likely to be reachable from here (a proxy or a local copy).
-  found=$(cat /etc/apt/sources.list /etc/apt/sources.list.d/*.sources /etc/apt/sources.list.d/*.list 2>/dev/null \
-    | grep -v '^[[:space:]]*#' | grep -oE 'https?://[^[:space:]]+/debian/?([[:space:]]|$)' | head -n 1 | tr -d '[:space:]' || true)
-  echo "${found:-http://deb.debian.org/debian}"
-}
+# shellcheck source=debian-mirror.sh
+source build/debian-mirror.sh  # the working directory is the repository root
 
 build_sysroot() {
   if [ -f "$sysroot/$sysroot_stamp" ]; then

@@ -1,0 +1,3 @@
+using GlowQ.PtxCompiler;
+
+return PtxCompilerCommand.Run(args, Console.Out, Console.Error);
