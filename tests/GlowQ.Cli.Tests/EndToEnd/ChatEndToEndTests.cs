@@ -12,6 +12,13 @@ public sealed partial class ChatEndToEndTests
     private const int Interrupted = 130;
     private const string ReplyInterrupted = "glowq: reply interrupted";
 
+    // A reply that cannot finish before a signal arrives, even with the AOT binary on a fast machine. A repeat
+    // "penalty" below 1 rewards recent tokens, so greedy decoding settles into a loop and never picks end-of-sequence
+    // (without it, this prompt ends after about 3,000 tokens, under 2 s); the whole run would take about 40 s.
+    private const int LongReplyTokens = 16000;
+    private const string LongContext = "16384";
+    private const string RepetitionReward = "0.5";
+
     // Prompts whose 20-token greedy replies hold no newline, so that stdout is one line per reply.
     private const string OnceUponATime = "Once upon a time";
     private const string TheCatSat = "The cat sat";
@@ -204,8 +211,9 @@ public sealed partial class ChatEndToEndTests
     [Fact]
     public void InterruptDuringAReply_StopsThatReply_AndTheNextTurnIsAnswered_ThenInterruptAtThePromptExitsWith130()
     {
-        // Greedy stories260K runs on for thousands of tokens after this prompt; the context bounds the reply to about 2,000.
-        using var chat = Chat(4000, "-q", "--context", "2048");
+        // Greedy stories260K runs on for thousands of tokens after this prompt (see LongReplyTokens); the shorter context
+        // bounds the second, uninterrupted reply to a few seconds.
+        using var chat = Chat(LongReplyTokens, "-q", "--context", "2048", "--repeat-penalty", RepetitionReward);
         chat.WriteLine("Lily and Lily and Lily");
         chat.WaitForStdout(s => s.Length >= 20, "the long reply to start");
         chat.Interrupt();
@@ -229,7 +237,7 @@ public sealed partial class ChatEndToEndTests
     [Fact]
     public void SecondInterruptDuringAReply_ExitsWith130()
     {
-        using var chat = Chat(4000, "-q", "--context", "2048");
+        using var chat = Chat(LongReplyTokens, "-q", "--context", LongContext, "--repeat-penalty", RepetitionReward);
         chat.WriteLine("Lily and Lily and Lily");
         chat.WaitForStdout(s => s.Length >= 20, "the long reply to start");
         chat.Interrupt();
@@ -252,7 +260,7 @@ public sealed partial class ChatEndToEndTests
     [Fact]
     public void TerminateDuringAReply_EndsTheSessionGracefully_WithTheReplySoFarOnStdout()
     {
-        using var chat = Chat(4000, "-q", "--context", "2048");
+        using var chat = Chat(LongReplyTokens, "-q", "--context", LongContext, "--repeat-penalty", RepetitionReward);
         chat.WriteLine("Lily and Lily and Lily");
         chat.WaitForStdout(s => s.Length >= 20, "the long reply to start");
         chat.Terminate();
@@ -265,7 +273,7 @@ public sealed partial class ChatEndToEndTests
     public void TerminateDuringGenerate_StopsAndExitsWith130()
     {
         using var generate = GlowQProcess.Start(
-            ["generate", "-m", GlowQProcess.Stories260K, "-p", "Lily and Lily and Lily", "--temperature", "0", "-n", "4000", "--context", "2048"]);
+            ["generate", "-m", GlowQProcess.Stories260K, "-p", "Lily and Lily and Lily", "--temperature", "0", "-n", $"{LongReplyTokens}", "--context", LongContext, "--repeat-penalty", RepetitionReward]);
         generate.WaitForStdout(s => s.Length >= 20, "the generation to start");
         generate.Terminate();
         Assert.True(generate.WaitForExit() == Interrupted, generate.Transcript);
