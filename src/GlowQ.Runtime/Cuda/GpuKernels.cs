@@ -1,0 +1,496 @@
+using System.Globalization;
+using GlowQ.Runtime.Cuda.Ptx;
+
+namespace GlowQ.Runtime.Cuda;
+
+/// <summary>Grid and block of one launch.</summary>
+public readonly record struct LaunchGeometry(Dim3 Grid, Dim3 Block)
+{
+    /// <summary>
+    /// One thread per unit of <paramref name="extent"/>, <see cref="GpuKernels.BlockSize"/> to a block. The last block
+    /// may over-launch: ILGPU's implicitly grouped kernels start with <c>if (global index ≥ extent) return</c> (in the
+    /// PTX: <c>setp.ge.s32 %p, ctaid.x·ntid.x + tid.x, extent; @%p ret</c>), so the surplus threads do nothing.
+    /// </summary>
+    public static LaunchGeometry ForExtent(int extent)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(extent);
+        // Rounded up without extent + 255, which overflows near int.MaxValue. The last thread's index then stays at most
+        // 2^31 − 1, so ILGPU's signed 32-bit index never wraps past the guard.
+        var blocks = (uint)(((extent - 1) / GpuKernels.BlockSize) + 1);
+        return new LaunchGeometry(new Dim3(blocks), new Dim3(GpuKernels.BlockSize));
+    }
+}
+
+/// <summary>What <see cref="GpuKernels.VerifyLaunchAbi"/> found.</summary>
+/// <param name="Mismatches">
+/// One line per wrapper whose packing disagrees with the manifest ("kernel: parameter [i]: expected … but … packed"),
+/// or whose kernel the manifest lacks. Any entry means a launch would pass garbage to the GPU.
+/// </param>
+/// <param name="KernelsWithoutWrapper">Manifest kernels nothing here can launch yet (a to-do list, not an error).</param>
+public sealed record LaunchAbiReport(IReadOnlyList<string> Mismatches, IReadOnlyList<string> KernelsWithoutWrapper)
+{
+    public bool IsConsistent => Mismatches.Count == 0;
+
+    /// <summary>Every finding, one line each: the mismatches, then "<c>Name: no launch wrapper</c>" per unwrapped kernel.</summary>
+    public IEnumerable<string> Lines =>
+        Mismatches.Concat(KernelsWithoutWrapper.Select(name => name + ": no launch wrapper"));
+}
+
+/// <summary>
+/// Typed launches of the embedded GPU kernels: each method takes the kernel's views and scalars in its C# parameter
+/// order, derives the extent its launch contract names (see the kernel's doc in GlowQ.Kernels), packs one reused
+/// <see cref="KernelArguments"/> and launches on <see cref="BlockSize"/>-thread blocks. Packing allocates nothing, so a
+/// decode loop can call these every token. Not thread-safe (the packed arguments are shared): one instance per
+/// launching thread.
+/// </summary>
+public sealed class GpuKernels : IDisposable
+{
+    public const int BlockSize = 256;
+
+    public const string W4GemvCorrectedName = "W4GemvCorrected";
+    public const string W4GemvSwiGluName = "W4GemvSwiGlu";
+    public const string UnitRightFactorName = "UnitRightFactor";
+    public const string RmsNormPartialSumsName = "RmsNormPartialSums";
+    public const string RmsNormApplyName = "RmsNormApply";
+    public const string ArgmaxPartialName = "ArgmaxPartial";
+    public const string ArgmaxFinalName = "ArgmaxFinal";
+    public const string RopeInterleavedName = "RopeInterleaved";
+    public const string RopeHalfSplitName = "RopeHalfSplit";
+    public const string EmbeddingLookupName = "EmbeddingLookup";
+
+    /// <summary>
+    /// Each wrapped kernel with a pack of the same method its launch uses, fed placeholder pointers, so the packing can
+    /// be checked against the manifest on a machine without a GPU.
+    /// </summary>
+    private static readonly (string Name, Action<KernelArguments> PackWithPlaceholders)[] Wrappers =
+    [
+        (W4GemvCorrectedName, static a => PackW4GemvCorrected(a, 1, Placeholder<uint>(), Placeholder<Half>(), Placeholder<byte>(),
+            Placeholder<float>(), Placeholder<Half>(), Placeholder<float>(), Placeholder<float>(), Placeholder<float>(), 1, 8, 1)),
+        (W4GemvSwiGluName, static a => PackW4GemvSwiGlu(a, Placeholder<uint>(), Placeholder<Half>(), Placeholder<byte>(),
+            Placeholder<float>(), Placeholder<Half>(), Placeholder<float>(), Placeholder<float>(), Placeholder<float>(), 1, 1, 8, 1)),
+        (UnitRightFactorName, static a => PackUnitRightFactor(a, 1, Placeholder<Half>(), Placeholder<float>(), Placeholder<float>(), 1)),
+        (RmsNormPartialSumsName, static a => PackRmsNormPartialSums(a, Placeholder<float>(), Placeholder<float>(), Placeholder<float>(), 1, 1)),
+        (RmsNormApplyName, static a => PackRmsNormApply(a, Placeholder<float>(), Placeholder<float>(), Placeholder<float>(), Placeholder<float>(), 1, 1e-5f)),
+        (ArgmaxPartialName, static a => PackArgmaxPartial(a, Placeholder<float>(), Placeholder<float>(), Placeholder<int>(), 1, 1)),
+        (ArgmaxFinalName, static a => PackArgmaxFinal(a, Placeholder<float>(), Placeholder<int>(), Placeholder<int>())),
+        (RopeInterleavedName, static a => PackRope(a, Placeholder<float>(), Placeholder<float>(), Placeholder<float>(), 1, 2)),
+        (RopeHalfSplitName, static a => PackRope(a, Placeholder<float>(), Placeholder<float>(), Placeholder<float>(), 1, 2)),
+        (EmbeddingLookupName, static a => PackEmbeddingLookup(a, Placeholder<Half>(), Placeholder<float>(), 0, 1)),
+    ];
+
+    private readonly KernelArguments arguments = new();
+    private readonly List<CudaModule> modules = [];
+    private readonly CudaFunction w4GemvCorrected;
+    private readonly CudaFunction w4GemvSwiGlu;
+    private readonly CudaFunction unitRightFactor;
+    private readonly CudaFunction rmsNormPartialSums;
+    private readonly CudaFunction rmsNormApply;
+    private readonly CudaFunction argmaxPartial;
+    private readonly CudaFunction argmaxFinal;
+    private readonly CudaFunction ropeInterleaved;
+    private readonly CudaFunction ropeHalfSplit;
+    private readonly CudaFunction embeddingLookup;
+
+    private GpuKernels(CudaContext context)
+    {
+        try
+        {
+            w4GemvCorrected = LoadFunction(context, W4GemvCorrectedName);
+            w4GemvSwiGlu = LoadFunction(context, W4GemvSwiGluName);
+            unitRightFactor = LoadFunction(context, UnitRightFactorName);
+            rmsNormPartialSums = LoadFunction(context, RmsNormPartialSumsName);
+            rmsNormApply = LoadFunction(context, RmsNormApplyName);
+            argmaxPartial = LoadFunction(context, ArgmaxPartialName);
+            argmaxFinal = LoadFunction(context, ArgmaxFinalName);
+            ropeInterleaved = LoadFunction(context, RopeInterleavedName);
+            ropeHalfSplit = LoadFunction(context, RopeHalfSplitName);
+            embeddingLookup = LoadFunction(context, EmbeddingLookupName);
+        }
+        catch
+        {
+            Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>The kernels this class can launch, in the order it checks them.</summary>
+    public static IReadOnlyList<string> WrappedKernelNames { get; } = Array.AsReadOnly(Wrappers.Select(w => w.Name).ToArray());
+
+    /// <summary>
+    /// JIT-loads every wrapped kernel's embedded PTX into <paramref name="context"/> (current on this thread), after
+    /// checking the packing against the embedded manifest: stale PTX fails here, not as a corrupt launch.
+    /// </summary>
+    /// <exception cref="InvalidOperationException">A wrapper's packing disagrees with the embedded manifest.</exception>
+    public static GpuKernels Load(CudaContext context)
+    {
+        ArgumentNullException.ThrowIfNull(context);
+        var report = VerifyLaunchAbi(EmbeddedKernels.Manifest);
+        if (!report.IsConsistent)
+        {
+            throw new InvalidOperationException("GPU kernel launch ABI does not match the embedded manifest: " + string.Join("; ", report.Mismatches));
+        }
+        return new GpuKernels(context);
+    }
+
+    /// <summary>
+    /// Packs every wrapper with placeholder pointers and compares it with <paramref name="manifest"/>. Needs no GPU.
+    /// </summary>
+    public static LaunchAbiReport VerifyLaunchAbi(PtxKernelManifest manifest)
+    {
+        ArgumentNullException.ThrowIfNull(manifest);
+        var byName = new Dictionary<string, PtxKernelEntry>(StringComparer.Ordinal);
+        foreach (var entry in manifest.Kernels)
+        {
+            byName[entry.Name] = entry;
+        }
+
+        var mismatches = new List<string>();
+        var packed = new KernelArguments();
+        foreach (var (name, packWithPlaceholders) in Wrappers)
+        {
+            if (!byName.TryGetValue(name, out var entry))
+            {
+                mismatches.Add($"{name}: has a launch wrapper but is not in the manifest");
+                continue;
+            }
+            if (!entry.ImplicitlyGrouped)
+            {
+                mismatches.Add($"{name}: the manifest says it is not implicitly grouped, but the wrapper packs an extent first");
+                continue;
+            }
+            packWithPlaceholders(packed.Clear());
+            var expected = entry.Parameters
+                .OrderBy(p => p.Index)
+                .Select(p => new KernelParameter(p.PtxType, p.Size, p.Alignment))
+                .ToArray();
+            if (!packed.Matches(expected, out var mismatch))
+            {
+                mismatches.Add($"{name}: {mismatch}");
+            }
+        }
+
+        var wrapped = WrappedKernelNames.ToHashSet(StringComparer.Ordinal);
+        var unwrapped = manifest.Kernels.Select(k => k.Name).Where(n => !wrapped.Contains(n)).Order(StringComparer.Ordinal).ToArray();
+        return new LaunchAbiReport(mismatches, unwrapped);
+    }
+
+    /// <summary>y = Q(W)·x + A·t (+ bias) over a stacked unit's <paramref name="totalRows"/> rows; see the kernel's doc.</summary>
+    public void LaunchW4GemvCorrected(
+        int totalRows,
+        DeviceView<uint> codeWords,
+        DeviceView<Half> scales,
+        DeviceView<byte> zeros,
+        DeviceView<float> bias,
+        DeviceView<Half> leftFactors,
+        DeviceView<float> projected,
+        DeviceView<float> input,
+        DeviceView<float> output,
+        int cols,
+        int groupSize,
+        int rank,
+        CudaStream? stream = null)
+    {
+        RequireAtLeast(output, totalRows, nameof(output));
+        PackW4GemvCorrected(arguments.Clear(), totalRows, codeWords, scales, zeros, bias, leftFactors, projected, input, output, cols, groupSize, rank);
+        Launch(w4GemvCorrected, totalRows, stream);
+    }
+
+    /// <summary>hidden = silu(gate)·up of a stacked gate/up unit, one thread per hidden row; see the kernel's doc.</summary>
+    public void LaunchW4GemvSwiGlu(
+        DeviceView<uint> codeWords,
+        DeviceView<Half> scales,
+        DeviceView<byte> zeros,
+        DeviceView<float> bias,
+        DeviceView<Half> leftFactors,
+        DeviceView<float> projected,
+        DeviceView<float> input,
+        DeviceView<float> hidden,
+        int hiddenRows,
+        int cols,
+        int groupSize,
+        int rank,
+        CudaStream? stream = null)
+    {
+        RequireAtLeast(hidden, hiddenRows, nameof(hidden));
+        PackW4GemvSwiGlu(arguments.Clear(), codeWords, scales, zeros, bias, leftFactors, projected, input, hidden, hiddenRows, cols, groupSize, rank);
+        Launch(w4GemvSwiGlu, hiddenRows, stream);
+    }
+
+    /// <summary>t = B·x, one thread per row of B; rank 0 launches nothing.</summary>
+    public void LaunchUnitRightFactor(
+        int rank,
+        DeviceView<Half> rightFactor,
+        DeviceView<float> input,
+        DeviceView<float> projected,
+        int cols,
+        CudaStream? stream = null)
+    {
+        RequireAtLeast(projected, rank, nameof(projected));
+        PackUnitRightFactor(arguments.Clear(), rank, rightFactor, input, projected, cols);
+        Launch(unitRightFactor, rank, stream);
+    }
+
+    /// <summary>
+    /// Optional residual add, then each chunk's sum of squares into <paramref name="partialSums"/>; one thread per chunk
+    /// of <paramref name="chunkLength"/> elements.
+    /// </summary>
+    public void LaunchRmsNormPartialSums(
+        DeviceView<float> hidden,
+        DeviceView<float> residualDelta,
+        DeviceView<float> partialSums,
+        int length,
+        int chunkLength,
+        CudaStream? stream = null)
+    {
+        var chunks = ChunkCount(length, chunkLength);
+        RequireAtLeast(partialSums, chunks, nameof(partialSums));
+        PackRmsNormPartialSums(arguments.Clear(), hidden, residualDelta, partialSums, length, chunkLength);
+        Launch(rmsNormPartialSums, chunks, stream);
+    }
+
+    /// <summary>output = hidden · rsqrt(mean square + ε) · weight, one thread per element.</summary>
+    /// <param name="partialSums">Exactly the chunks' sums: the kernel adds every element of the view.</param>
+    public void LaunchRmsNormApply(
+        DeviceView<float> hidden,
+        DeviceView<float> partialSums,
+        DeviceView<float> weight,
+        DeviceView<float> output,
+        int length,
+        float epsilon,
+        CudaStream? stream = null)
+    {
+        RequireAtLeast(output, length, nameof(output));
+        PackRmsNormApply(arguments.Clear(), hidden, partialSums, weight, output, length, epsilon);
+        Launch(rmsNormApply, length, stream);
+    }
+
+    /// <summary>Each chunk's maximum logit and its index; one thread per chunk of <paramref name="chunkLength"/> logits.</summary>
+    public void LaunchArgmaxPartial(
+        DeviceView<float> logits,
+        DeviceView<float> partialMaxima,
+        DeviceView<int> partialIndices,
+        int length,
+        int chunkLength,
+        CudaStream? stream = null)
+    {
+        var chunks = ChunkCount(length, chunkLength);
+        RequireAtLeast(partialMaxima, chunks, nameof(partialMaxima));
+        RequireAtLeast(partialIndices, chunks, nameof(partialIndices));
+        PackArgmaxPartial(arguments.Clear(), logits, partialMaxima, partialIndices, length, chunkLength);
+        Launch(argmaxPartial, chunks, stream);
+    }
+
+    /// <summary>result[0] = the overall argmax from the chunks' maxima, on a single thread.</summary>
+    /// <param name="partialMaxima">Exactly the chunks' maxima: the kernel reads every element of the view.</param>
+    public void LaunchArgmaxFinal(
+        DeviceView<float> partialMaxima,
+        DeviceView<int> partialIndices,
+        DeviceView<int> result,
+        CudaStream? stream = null)
+    {
+        RequireAtLeast(result, 1, nameof(result));
+        PackArgmaxFinal(arguments.Clear(), partialMaxima, partialIndices, result);
+        Launch(argmaxFinal, 1, stream);
+    }
+
+    /// <summary>Rotary embedding in place, llama2.c layout (pairs (2j, 2j+1)); one thread per pair.</summary>
+    public void LaunchRopeInterleaved(
+        DeviceView<float> heads,
+        DeviceView<float> cos,
+        DeviceView<float> sin,
+        int headCount,
+        int headDim,
+        CudaStream? stream = null)
+    {
+        var pairs = RopePairCount(heads, headCount, headDim);
+        PackRope(arguments.Clear(), heads, cos, sin, pairs, headDim);
+        Launch(ropeInterleaved, pairs, stream);
+    }
+
+    /// <summary>Rotary embedding in place, Hugging Face layout (pairs (j, j + headDim/2)); one thread per pair.</summary>
+    public void LaunchRopeHalfSplit(
+        DeviceView<float> heads,
+        DeviceView<float> cos,
+        DeviceView<float> sin,
+        int headCount,
+        int headDim,
+        CudaStream? stream = null)
+    {
+        var pairs = RopePairCount(heads, headCount, headDim);
+        PackRope(arguments.Clear(), heads, cos, sin, pairs, headDim);
+        Launch(ropeHalfSplit, pairs, stream);
+    }
+
+    /// <summary>output = row <paramref name="token"/> of the fp16 table, widened to fp32; one thread per element.</summary>
+    public void LaunchEmbeddingLookup(
+        DeviceView<Half> table,
+        DeviceView<float> output,
+        int token,
+        int dim,
+        CudaStream? stream = null)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(token);
+        // The kernel trusts the token: an id past the table would read beyond it.
+        if ((long)(token + 1) * dim > table.Length)
+        {
+            throw new ArgumentOutOfRangeException(nameof(token), token, $"row {token} of width {dim} lies past a table of {table.Length} elements");
+        }
+        RequireAtLeast(output, dim, nameof(output));
+        PackEmbeddingLookup(arguments.Clear(), table, output, token, dim);
+        Launch(embeddingLookup, dim, stream);
+    }
+
+    public void Dispose()
+    {
+        foreach (var module in modules)
+        {
+            module.Dispose();
+        }
+        modules.Clear();
+    }
+
+    internal static void PackW4GemvCorrected(
+        KernelArguments packed, int totalRows, DeviceView<uint> codeWords, DeviceView<Half> scales, DeviceView<byte> zeros,
+        DeviceView<float> bias, DeviceView<Half> leftFactors, DeviceView<float> projected, DeviceView<float> input,
+        DeviceView<float> output, int cols, int groupSize, int rank) =>
+        packed.AddExtent(totalRows)
+            .AddView(codeWords.Pointer, codeWords.Length)
+            .AddView(scales.Pointer, scales.Length)
+            .AddView(zeros.Pointer, zeros.Length)
+            .AddView(bias.Pointer, bias.Length)
+            .AddView(leftFactors.Pointer, leftFactors.Length)
+            .AddView(projected.Pointer, projected.Length)
+            .AddView(input.Pointer, input.Length)
+            .AddView(output.Pointer, output.Length)
+            .AddInt32(cols)
+            .AddInt32(groupSize)
+            .AddInt32(rank);
+
+    internal static void PackW4GemvSwiGlu(
+        KernelArguments packed, DeviceView<uint> codeWords, DeviceView<Half> scales, DeviceView<byte> zeros,
+        DeviceView<float> bias, DeviceView<Half> leftFactors, DeviceView<float> projected, DeviceView<float> input,
+        DeviceView<float> hidden, int hiddenRows, int cols, int groupSize, int rank) =>
+        packed.AddExtent(hiddenRows)
+            .AddView(codeWords.Pointer, codeWords.Length)
+            .AddView(scales.Pointer, scales.Length)
+            .AddView(zeros.Pointer, zeros.Length)
+            .AddView(bias.Pointer, bias.Length)
+            .AddView(leftFactors.Pointer, leftFactors.Length)
+            .AddView(projected.Pointer, projected.Length)
+            .AddView(input.Pointer, input.Length)
+            .AddView(hidden.Pointer, hidden.Length)
+            .AddInt32(hiddenRows)
+            .AddInt32(cols)
+            .AddInt32(groupSize)
+            .AddInt32(rank);
+
+    internal static void PackUnitRightFactor(
+        KernelArguments packed, int rank, DeviceView<Half> rightFactor, DeviceView<float> input, DeviceView<float> projected, int cols) =>
+        packed.AddExtent(rank)
+            .AddView(rightFactor.Pointer, rightFactor.Length)
+            .AddView(input.Pointer, input.Length)
+            .AddView(projected.Pointer, projected.Length)
+            .AddInt32(cols);
+
+    internal static void PackRmsNormPartialSums(
+        KernelArguments packed, DeviceView<float> hidden, DeviceView<float> residualDelta, DeviceView<float> partialSums, int length, int chunkLength) =>
+        packed.AddExtent(ChunkCount(length, chunkLength))
+            .AddView(hidden.Pointer, hidden.Length)
+            .AddView(residualDelta.Pointer, residualDelta.Length)
+            .AddView(partialSums.Pointer, partialSums.Length)
+            .AddInt32(length)
+            .AddInt32(chunkLength);
+
+    internal static void PackRmsNormApply(
+        KernelArguments packed, DeviceView<float> hidden, DeviceView<float> partialSums, DeviceView<float> weight, DeviceView<float> output,
+        int length, float epsilon) =>
+        packed.AddExtent(length)
+            .AddView(hidden.Pointer, hidden.Length)
+            .AddView(partialSums.Pointer, partialSums.Length)
+            .AddView(weight.Pointer, weight.Length)
+            .AddView(output.Pointer, output.Length)
+            .AddInt32(length)
+            .AddFloat(epsilon);
+
+    internal static void PackArgmaxPartial(
+        KernelArguments packed, DeviceView<float> logits, DeviceView<float> partialMaxima, DeviceView<int> partialIndices, int length, int chunkLength) =>
+        packed.AddExtent(ChunkCount(length, chunkLength))
+            .AddView(logits.Pointer, logits.Length)
+            .AddView(partialMaxima.Pointer, partialMaxima.Length)
+            .AddView(partialIndices.Pointer, partialIndices.Length)
+            .AddInt32(length)
+            .AddInt32(chunkLength);
+
+    internal static void PackArgmaxFinal(
+        KernelArguments packed, DeviceView<float> partialMaxima, DeviceView<int> partialIndices, DeviceView<int> result) =>
+        packed.AddExtent(1)
+            .AddView(partialMaxima.Pointer, partialMaxima.Length)
+            .AddView(partialIndices.Pointer, partialIndices.Length)
+            .AddView(result.Pointer, result.Length);
+
+    /// <summary>Both RoPE layouts share one signature; only the entry differs.</summary>
+    internal static void PackRope(
+        KernelArguments packed, DeviceView<float> heads, DeviceView<float> cos, DeviceView<float> sin, int pairs, int headDim) =>
+        packed.AddExtent(pairs)
+            .AddView(heads.Pointer, heads.Length)
+            .AddView(cos.Pointer, cos.Length)
+            .AddView(sin.Pointer, sin.Length)
+            .AddInt32(headDim);
+
+    internal static void PackEmbeddingLookup(KernelArguments packed, DeviceView<Half> table, DeviceView<float> output, int token, int dim) =>
+        packed.AddExtent(dim)
+            .AddView(table.Pointer, table.Length)
+            .AddView(output.Pointer, output.Length)
+            .AddInt32(token)
+            .AddInt32(dim);
+
+    private static int ChunkCount(int length, int chunkLength)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(length);
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(chunkLength);
+        return (int)(((long)length + chunkLength - 1) / chunkLength);
+    }
+
+    private static int RopePairCount(DeviceView<float> heads, int headCount, int headDim)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(headCount);
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(headDim);
+        if (headDim % 2 != 0)
+        {
+            throw new ArgumentOutOfRangeException(nameof(headDim), headDim, "RoPE rotates pairs: the head size must be even");
+        }
+        RequireAtLeast(heads, (long)headCount * headDim, nameof(heads));
+        return checked(headCount * (headDim / 2));
+    }
+
+    private static void RequireAtLeast<T>(DeviceView<T> view, long elements, string name)
+        where T : unmanaged
+    {
+        if (view.Length < elements)
+        {
+            throw new ArgumentException(
+                string.Create(CultureInfo.InvariantCulture, $"the kernel writes or reads {elements} elements but the view holds {view.Length}"), name);
+        }
+    }
+
+    private static DeviceView<T> Placeholder<T>()
+        where T : unmanaged => new(new DevicePointer(0x1000), 1 << 20);
+
+    /// <summary>Launches over <paramref name="extent"/> threads; an extent of 0 has no work and launches nothing.</summary>
+    private void Launch(CudaFunction function, int extent, CudaStream? stream)
+    {
+        if (extent == 0)
+        {
+            return;
+        }
+        var geometry = LaunchGeometry.ForExtent(extent);
+        function.Launch(geometry.Grid, geometry.Block, arguments, stream);
+    }
+
+    private CudaFunction LoadFunction(CudaContext context, string name)
+    {
+        var module = context.LoadModule(EmbeddedKernels.GetPtx(name));
+        modules.Add(module);
+        return module.GetFunction(EmbeddedKernels.GetEntry(name).Entry);
+    }
+}
