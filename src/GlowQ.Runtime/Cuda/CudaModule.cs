@@ -103,10 +103,16 @@ public sealed unsafe class CudaFunction
         fixed (nint* parameterPointers = pointers)
         {
             arguments.WriteParameterPointers((nint)packed, pointers);
-            CudaErrors.Check(
-                CudaDriver.cuLaunchKernel(handle, grid.X, grid.Y, grid.Z, block.X, block.Y, block.Z, sharedMemoryBytes,
-                    stream?.Handle ?? 0, arguments.Count == 0 ? null : (void**)parameterPointers, null),
-                nameof(CudaDriver.cuLaunchKernel), $"kernel '{Name}', grid {grid.X}x{grid.Y}x{grid.Z}, block {block.X}x{block.Y}x{block.Z}");
+            var result = CudaDriver.cuLaunchKernel(handle, grid.X, grid.Y, grid.Z, block.X, block.Y, block.Z, sharedMemoryBytes,
+                stream?.Handle ?? 0, arguments.Count == 0 ? null : (void**)parameterPointers, null);
+            if (result != CudaErrors.Success)
+            {
+                // The detail is formatted only on failure, so a successful launch allocates nothing here.
+                CudaErrors.Check(result, nameof(CudaDriver.cuLaunchKernel), LaunchDetail(grid, block));
+            }
         }
     }
+
+    private string LaunchDetail(Dim3 grid, Dim3 block) =>
+        $"kernel '{Name}', grid {grid.X}x{grid.Y}x{grid.Z}, block {block.X}x{block.Y}x{block.Z}";
 }

@@ -57,6 +57,13 @@ public sealed class GpuKernels : IDisposable
     public const string RopeInterleavedName = "RopeInterleaved";
     public const string RopeHalfSplitName = "RopeHalfSplit";
     public const string EmbeddingLookupName = "EmbeddingLookup";
+    public const string AttentionScoresName = "AttentionScores";
+    public const string AttentionScoresHalfName = "AttentionScoresHalf";
+    public const string AttentionSoftmaxName = "AttentionSoftmax";
+    public const string AttentionWeightedSumName = "AttentionWeightedSum";
+    public const string AttentionWeightedSumHalfName = "AttentionWeightedSumHalf";
+    public const string KvCacheStoreName = "KvCacheStore";
+    public const string KvCacheStoreHalfName = "KvCacheStoreHalf";
 
     /// <summary>
     /// Each wrapped kernel with a pack of the same method its launch uses, fed placeholder pointers, so the packing can
@@ -76,6 +83,13 @@ public sealed class GpuKernels : IDisposable
         (RopeInterleavedName, static a => PackRope(a, Placeholder<float>(), Placeholder<float>(), Placeholder<float>(), 1, 2)),
         (RopeHalfSplitName, static a => PackRope(a, Placeholder<float>(), Placeholder<float>(), Placeholder<float>(), 1, 2)),
         (EmbeddingLookupName, static a => PackEmbeddingLookup(a, Placeholder<Half>(), Placeholder<float>(), 0, 1)),
+        (AttentionScoresName, static a => PackAttentionScores(a, Placeholder<float>(), Placeholder<float>(), Placeholder<float>(), 1, 1, 1, 1, 0, 1, 1f)),
+        (AttentionScoresHalfName, static a => PackAttentionScoresHalf(a, Placeholder<float>(), Placeholder<Half>(), Placeholder<float>(), 1, 1, 1, 1, 0, 1, 1f)),
+        (AttentionSoftmaxName, static a => PackAttentionSoftmax(a, Placeholder<float>(), 1, 1)),
+        (AttentionWeightedSumName, static a => PackAttentionWeightedSum(a, Placeholder<float>(), Placeholder<float>(), Placeholder<float>(), 1, 1, 1, 1, 0, 1)),
+        (AttentionWeightedSumHalfName, static a => PackAttentionWeightedSumHalf(a, Placeholder<float>(), Placeholder<Half>(), Placeholder<float>(), 1, 1, 1, 1, 0, 1)),
+        (KvCacheStoreName, static a => PackKvCacheStore(a, Placeholder<float>(), Placeholder<float>(), Placeholder<float>(), Placeholder<float>(), 1, 1, 1, 0)),
+        (KvCacheStoreHalfName, static a => PackKvCacheStoreHalf(a, Placeholder<float>(), Placeholder<float>(), Placeholder<Half>(), Placeholder<Half>(), 1, 1, 1, 0)),
     ];
 
     private readonly KernelArguments arguments = new();
@@ -90,6 +104,13 @@ public sealed class GpuKernels : IDisposable
     private readonly CudaFunction ropeInterleaved;
     private readonly CudaFunction ropeHalfSplit;
     private readonly CudaFunction embeddingLookup;
+    private readonly CudaFunction attentionScores;
+    private readonly CudaFunction attentionScoresHalf;
+    private readonly CudaFunction attentionSoftmax;
+    private readonly CudaFunction attentionWeightedSum;
+    private readonly CudaFunction attentionWeightedSumHalf;
+    private readonly CudaFunction kvCacheStore;
+    private readonly CudaFunction kvCacheStoreHalf;
 
     private GpuKernels(CudaContext context)
     {
@@ -105,6 +126,13 @@ public sealed class GpuKernels : IDisposable
             ropeInterleaved = LoadFunction(context, RopeInterleavedName);
             ropeHalfSplit = LoadFunction(context, RopeHalfSplitName);
             embeddingLookup = LoadFunction(context, EmbeddingLookupName);
+            attentionScores = LoadFunction(context, AttentionScoresName);
+            attentionScoresHalf = LoadFunction(context, AttentionScoresHalfName);
+            attentionSoftmax = LoadFunction(context, AttentionSoftmaxName);
+            attentionWeightedSum = LoadFunction(context, AttentionWeightedSumName);
+            attentionWeightedSumHalf = LoadFunction(context, AttentionWeightedSumHalfName);
+            kvCacheStore = LoadFunction(context, KvCacheStoreName);
+            kvCacheStoreHalf = LoadFunction(context, KvCacheStoreHalfName);
         }
         catch
         {
@@ -340,6 +368,135 @@ public sealed class GpuKernels : IDisposable
         Launch(embeddingLookup, dim, stream);
     }
 
+    /// <summary>
+    /// scores[h·span + s] = scale · q_h · k_{kv(h), firstPosition+s} from an fp32 key cache laid out
+    /// [kvHeads × contextLength × headDim]; one thread per (head, position), extent heads · span.
+    /// </summary>
+    public void LaunchAttentionScores(
+        DeviceView<float> query,
+        DeviceView<float> keys,
+        DeviceView<float> scores,
+        int heads,
+        int kvHeads,
+        int headDim,
+        int contextLength,
+        int firstPosition,
+        int span,
+        float scale,
+        CudaStream? stream = null)
+    {
+        var extent = CheckAttentionScores(query, keys, scores, heads, kvHeads, headDim, contextLength, firstPosition, span);
+        PackAttentionScores(arguments.Clear(), query, keys, scores, heads, kvHeads, headDim, contextLength, firstPosition, span, scale);
+        Launch(attentionScores, extent, stream);
+    }
+
+    /// <summary>As <see cref="LaunchAttentionScores"/>, from an fp16 key cache.</summary>
+    public void LaunchAttentionScoresHalf(
+        DeviceView<float> query,
+        DeviceView<Half> keys,
+        DeviceView<float> scores,
+        int heads,
+        int kvHeads,
+        int headDim,
+        int contextLength,
+        int firstPosition,
+        int span,
+        float scale,
+        CudaStream? stream = null)
+    {
+        var extent = CheckAttentionScores(query, keys, scores, heads, kvHeads, headDim, contextLength, firstPosition, span);
+        PackAttentionScoresHalf(arguments.Clear(), query, keys, scores, heads, kvHeads, headDim, contextLength, firstPosition, span, scale);
+        Launch(attentionScoresHalf, extent, stream);
+    }
+
+    /// <summary>Softmax of each head's row of <paramref name="scores"/> ([heads × span]) in place; one thread per head.</summary>
+    public void LaunchAttentionSoftmax(
+        DeviceView<float> scores,
+        int heads,
+        int span,
+        CudaStream? stream = null)
+    {
+        CheckAttentionSoftmax(scores, heads, span);
+        PackAttentionSoftmax(arguments.Clear(), scores, heads, span);
+        Launch(attentionSoftmax, heads, stream);
+    }
+
+    /// <summary>
+    /// output[h·headDim + d] = Σ_s weights[h·span + s] · v_{kv(h), firstPosition+s}[d] from an fp32 value cache;
+    /// one thread per output element, extent heads · headDim.
+    /// </summary>
+    public void LaunchAttentionWeightedSum(
+        DeviceView<float> weights,
+        DeviceView<float> values,
+        DeviceView<float> output,
+        int heads,
+        int kvHeads,
+        int headDim,
+        int contextLength,
+        int firstPosition,
+        int span,
+        CudaStream? stream = null)
+    {
+        var extent = CheckAttentionWeightedSum(weights, values, output, heads, kvHeads, headDim, contextLength, firstPosition, span);
+        PackAttentionWeightedSum(arguments.Clear(), weights, values, output, heads, kvHeads, headDim, contextLength, firstPosition, span);
+        Launch(attentionWeightedSum, extent, stream);
+    }
+
+    /// <summary>As <see cref="LaunchAttentionWeightedSum"/>, from an fp16 value cache.</summary>
+    public void LaunchAttentionWeightedSumHalf(
+        DeviceView<float> weights,
+        DeviceView<Half> values,
+        DeviceView<float> output,
+        int heads,
+        int kvHeads,
+        int headDim,
+        int contextLength,
+        int firstPosition,
+        int span,
+        CudaStream? stream = null)
+    {
+        var extent = CheckAttentionWeightedSum(weights, values, output, heads, kvHeads, headDim, contextLength, firstPosition, span);
+        PackAttentionWeightedSumHalf(arguments.Clear(), weights, values, output, heads, kvHeads, headDim, contextLength, firstPosition, span);
+        Launch(attentionWeightedSumHalf, extent, stream);
+    }
+
+    /// <summary>
+    /// Stores this token's keys and values ([kvHeads × headDim] each) at <paramref name="position"/> of an fp32 layer
+    /// cache; one thread per element, extent kvHeads · headDim.
+    /// </summary>
+    public void LaunchKvCacheStore(
+        DeviceView<float> tokenKeys,
+        DeviceView<float> tokenValues,
+        DeviceView<float> keys,
+        DeviceView<float> values,
+        int kvHeads,
+        int headDim,
+        int contextLength,
+        int position,
+        CudaStream? stream = null)
+    {
+        var extent = CheckKvCacheStore(tokenKeys, tokenValues, keys, values, kvHeads, headDim, contextLength, position);
+        PackKvCacheStore(arguments.Clear(), tokenKeys, tokenValues, keys, values, kvHeads, headDim, contextLength, position);
+        Launch(kvCacheStore, extent, stream);
+    }
+
+    /// <summary>As <see cref="LaunchKvCacheStore"/>, into an fp16 cache (each element rounded to nearest, ties to even).</summary>
+    public void LaunchKvCacheStoreHalf(
+        DeviceView<float> tokenKeys,
+        DeviceView<float> tokenValues,
+        DeviceView<Half> keys,
+        DeviceView<Half> values,
+        int kvHeads,
+        int headDim,
+        int contextLength,
+        int position,
+        CudaStream? stream = null)
+    {
+        var extent = CheckKvCacheStore(tokenKeys, tokenValues, keys, values, kvHeads, headDim, contextLength, position);
+        PackKvCacheStoreHalf(arguments.Clear(), tokenKeys, tokenValues, keys, values, kvHeads, headDim, contextLength, position);
+        Launch(kvCacheStoreHalf, extent, stream);
+    }
+
     public void Dispose()
     {
         foreach (var module in modules)
@@ -443,6 +600,181 @@ public sealed class GpuKernels : IDisposable
             .AddView(output.Pointer, output.Length)
             .AddInt32(token)
             .AddInt32(dim);
+
+    internal static void PackAttentionScores(
+        KernelArguments packed, DeviceView<float> query, DeviceView<float> keys, DeviceView<float> scores,
+        int heads, int kvHeads, int headDim, int contextLength, int firstPosition, int span, float scale) =>
+        PackScores(packed, query, keys, scores, heads, kvHeads, headDim, contextLength, firstPosition, span, scale);
+
+    internal static void PackAttentionScoresHalf(
+        KernelArguments packed, DeviceView<float> query, DeviceView<Half> keys, DeviceView<float> scores,
+        int heads, int kvHeads, int headDim, int contextLength, int firstPosition, int span, float scale) =>
+        PackScores(packed, query, keys, scores, heads, kvHeads, headDim, contextLength, firstPosition, span, scale);
+
+    internal static void PackAttentionSoftmax(KernelArguments packed, DeviceView<float> scores, int heads, int span) =>
+        packed.AddExtent(heads)
+            .AddView(scores.Pointer, scores.Length)
+            .AddInt32(span);
+
+    internal static void PackAttentionWeightedSum(
+        KernelArguments packed, DeviceView<float> weights, DeviceView<float> values, DeviceView<float> output,
+        int heads, int kvHeads, int headDim, int contextLength, int firstPosition, int span) =>
+        PackWeightedSum(packed, weights, values, output, heads, kvHeads, headDim, contextLength, firstPosition, span);
+
+    internal static void PackAttentionWeightedSumHalf(
+        KernelArguments packed, DeviceView<float> weights, DeviceView<Half> values, DeviceView<float> output,
+        int heads, int kvHeads, int headDim, int contextLength, int firstPosition, int span) =>
+        PackWeightedSum(packed, weights, values, output, heads, kvHeads, headDim, contextLength, firstPosition, span);
+
+    /// <summary><paramref name="kvHeads"/> only sets the extent (kvHeads · headDim); the kernel itself does not take it.</summary>
+    internal static void PackKvCacheStore(
+        KernelArguments packed, DeviceView<float> tokenKeys, DeviceView<float> tokenValues, DeviceView<float> keys, DeviceView<float> values,
+        int kvHeads, int headDim, int contextLength, int position) =>
+        PackCacheStore(packed, tokenKeys, tokenValues, keys, values, kvHeads, headDim, contextLength, position);
+
+    /// <summary><paramref name="kvHeads"/> only sets the extent (kvHeads · headDim); the kernel itself does not take it.</summary>
+    internal static void PackKvCacheStoreHalf(
+        KernelArguments packed, DeviceView<float> tokenKeys, DeviceView<float> tokenValues, DeviceView<Half> keys, DeviceView<Half> values,
+        int kvHeads, int headDim, int contextLength, int position) =>
+        PackCacheStore(packed, tokenKeys, tokenValues, keys, values, kvHeads, headDim, contextLength, position);
+
+    /// <summary>The fp32 and fp16 score kernels share one signature but for the key cache's element type.</summary>
+    private static void PackScores<TKey>(
+        KernelArguments packed, DeviceView<float> query, DeviceView<TKey> keys, DeviceView<float> scores,
+        int heads, int kvHeads, int headDim, int contextLength, int firstPosition, int span, float scale)
+        where TKey : unmanaged =>
+        packed.AddExtent(checked(heads * span))
+            .AddView(query.Pointer, query.Length)
+            .AddView(keys.Pointer, keys.Length)
+            .AddView(scores.Pointer, scores.Length)
+            .AddInt32(heads)
+            .AddInt32(kvHeads)
+            .AddInt32(headDim)
+            .AddInt32(contextLength)
+            .AddInt32(firstPosition)
+            .AddInt32(span)
+            .AddFloat(scale);
+
+    private static void PackWeightedSum<TValue>(
+        KernelArguments packed, DeviceView<float> weights, DeviceView<TValue> values, DeviceView<float> output,
+        int heads, int kvHeads, int headDim, int contextLength, int firstPosition, int span)
+        where TValue : unmanaged =>
+        packed.AddExtent(checked(heads * headDim))
+            .AddView(weights.Pointer, weights.Length)
+            .AddView(values.Pointer, values.Length)
+            .AddView(output.Pointer, output.Length)
+            .AddInt32(heads)
+            .AddInt32(kvHeads)
+            .AddInt32(headDim)
+            .AddInt32(contextLength)
+            .AddInt32(firstPosition)
+            .AddInt32(span);
+
+    private static void PackCacheStore<TCache>(
+        KernelArguments packed, DeviceView<float> tokenKeys, DeviceView<float> tokenValues, DeviceView<TCache> keys, DeviceView<TCache> values,
+        int kvHeads, int headDim, int contextLength, int position)
+        where TCache : unmanaged =>
+        packed.AddExtent(checked(kvHeads * headDim))
+            .AddView(tokenKeys.Pointer, tokenKeys.Length)
+            .AddView(tokenValues.Pointer, tokenValues.Length)
+            .AddView(keys.Pointer, keys.Length)
+            .AddView(values.Pointer, values.Length)
+            .AddInt32(headDim)
+            .AddInt32(contextLength)
+            .AddInt32(position);
+
+    /// <summary>Host-side checks of an <c>AttentionScores</c> launch; returns its extent, heads · span.</summary>
+    internal static int CheckAttentionScores<TKey>(
+        DeviceView<float> query, DeviceView<TKey> keys, DeviceView<float> scores,
+        int heads, int kvHeads, int headDim, int contextLength, int firstPosition, int span)
+        where TKey : unmanaged
+    {
+        CheckAttentionShape(heads, kvHeads, headDim, contextLength, firstPosition, span);
+        RequireAtLeast(query, (long)heads * headDim, nameof(query));
+        RequireAtLeast(keys, (long)kvHeads * contextLength * headDim, nameof(keys));
+        RequireAtLeast(scores, (long)heads * span, nameof(scores));
+        return heads * span;
+    }
+
+    /// <summary>Host-side checks of an <c>AttentionSoftmax</c> launch (extent heads).</summary>
+    internal static void CheckAttentionSoftmax(DeviceView<float> scores, int heads, int span)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(heads);
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(span);
+        RequireIndexable((long)heads * span, nameof(span));
+        RequireAtLeast(scores, (long)heads * span, nameof(scores));
+    }
+
+    /// <summary>Host-side checks of an <c>AttentionWeightedSum</c> launch; returns its extent, heads · headDim.</summary>
+    internal static int CheckAttentionWeightedSum<TValue>(
+        DeviceView<float> weights, DeviceView<TValue> values, DeviceView<float> output,
+        int heads, int kvHeads, int headDim, int contextLength, int firstPosition, int span)
+        where TValue : unmanaged
+    {
+        CheckAttentionShape(heads, kvHeads, headDim, contextLength, firstPosition, span);
+        RequireAtLeast(weights, (long)heads * span, nameof(weights));
+        RequireAtLeast(values, (long)kvHeads * contextLength * headDim, nameof(values));
+        RequireAtLeast(output, (long)heads * headDim, nameof(output));
+        return heads * headDim;
+    }
+
+    /// <summary>Host-side checks of a <c>KvCacheStore</c> launch; returns its extent, kvHeads · headDim.</summary>
+    internal static int CheckKvCacheStore<TCache>(
+        DeviceView<float> tokenKeys, DeviceView<float> tokenValues, DeviceView<TCache> keys, DeviceView<TCache> values,
+        int kvHeads, int headDim, int contextLength, int position)
+        where TCache : unmanaged
+    {
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(kvHeads);
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(headDim);
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(contextLength);
+        ArgumentOutOfRangeException.ThrowIfNegative(position);
+        ArgumentOutOfRangeException.ThrowIfGreaterThanOrEqual(position, contextLength);
+        // The kernel's thread index kv·headDim + d is a 32-bit int.
+        RequireIndexable((long)kvHeads * headDim, nameof(headDim));
+        var tokenElements = (long)kvHeads * headDim;
+        var cacheElements = tokenElements * contextLength;
+        RequireAtLeast(tokenKeys, tokenElements, nameof(tokenKeys));
+        RequireAtLeast(tokenValues, tokenElements, nameof(tokenValues));
+        RequireAtLeast(keys, cacheElements, nameof(keys));
+        RequireAtLeast(values, cacheElements, nameof(values));
+        return (int)tokenElements;
+    }
+
+    /// <summary>
+    /// The shape every attention launch shares: heads a multiple of kvHeads (query head h reads kv head h / (heads /
+    /// kvHeads)), the attended positions inside the cache, and the kernels' 32-bit indices (h·span + s, h·headDim + d)
+    /// in range.
+    /// </summary>
+    private static void CheckAttentionShape(int heads, int kvHeads, int headDim, int contextLength, int firstPosition, int span)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(heads);
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(kvHeads);
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(headDim);
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(contextLength);
+        ArgumentOutOfRangeException.ThrowIfNegative(firstPosition);
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(span);
+        if (heads % kvHeads != 0)
+        {
+            throw new ArgumentOutOfRangeException(nameof(heads), heads, $"the query heads must be a multiple of the {kvHeads} kv heads");
+        }
+        if ((long)firstPosition + span > contextLength)
+        {
+            throw new ArgumentOutOfRangeException(nameof(span), span,
+                $"positions {firstPosition}…{(long)firstPosition + span - 1} lie past a cache of {contextLength} positions");
+        }
+        RequireIndexable((long)heads * span, nameof(span));
+        RequireIndexable((long)heads * headDim, nameof(headDim));
+    }
+
+    /// <summary>A count the kernel indexes with a signed 32-bit int (and an extent must be) may not pass int.MaxValue.</summary>
+    private static void RequireIndexable(long elements, string name)
+    {
+        if (elements > int.MaxValue)
+        {
+            throw new ArgumentOutOfRangeException(name, string.Create(CultureInfo.InvariantCulture,
+                $"{elements} elements overflow the kernel's 32-bit index"));
+        }
+    }
 
     private static int ChunkCount(int length, int chunkLength)
     {
