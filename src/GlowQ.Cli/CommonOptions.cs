@@ -116,11 +116,8 @@ internal sealed class CommonOptions(CliDefaults defaults)
         {
             // The fp32 engine is the numerical reference: its cache stays fp32 unless asked otherwise.
             kvCacheUsed = kvCache ?? KvCacheDtype.F32;
-            var options = new InferenceOptions
-            {
-                ContextLength = contextLength(GlqEvaluationLoader.ConfigOf(path!)), Threads = ThreadCount(parse), KvCacheDtype = kvCacheUsed,
-            };
-            loaded = ModelLoader.Load(path!, parse.GetValue(Tokenizer), options);
+            var options = new InferenceOptions { Threads = ThreadCount(parse), KvCacheDtype = kvCacheUsed };
+            loaded = ModelLoader.Load(path!, parse.GetValue(Tokenizer), config => options with { ContextLength = contextLength(config) });
         }
 
         if (defaults.Log.IsEnabled(LogLevel.Information))
@@ -149,13 +146,9 @@ internal sealed class CommonOptions(CliDefaults defaults)
         try
         {
             GlqModel model = GlqModel.Read(file);
-            int requested = contextLength(model.Config);
-            var options = new InferenceOptions
-            {
-                // Resolved here rather than by the engine, so the memory plan counts the KV cache the engine will allocate.
-                ContextLength = requested > 0 ? requested : Math.Min(model.Config.MaxSequenceLength, InferenceOptions.DefaultContextCap),
-                Threads = ThreadCount(parse),
-            };
+            var options = new InferenceOptions { ContextLength = contextLength(model.Config), Threads = ThreadCount(parse) };
+            // Resolved here rather than by the engine, so the memory plan counts the KV cache the engine will allocate.
+            options = options with { ContextLength = options.ContextLengthFor(model.Config) };
             string? profileName = parse.GetValue(Profile);
             DeviceProfile profile = DeviceProfiles.Resolve(profileName);
             byte[] mask = ChooseMask(parse, model, profileName is null ? null : profile.RestoreFraction);

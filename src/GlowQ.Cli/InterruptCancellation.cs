@@ -35,6 +35,15 @@ internal sealed class InterruptCancellation : IDisposable
 
     private InterruptCancellation(TextWriter stderr, string? notice, bool writesFiles, TextWriter? session)
     {
+        // A session's input may be a blocking read that no token can interrupt, so ending it ends the process.
+        void EndSession(TextWriter stdout, string why)
+        {
+            stdout.Flush();
+            stderr.WriteLine();
+            stderr.WriteLine($"glowq: {why}");
+            Environment.Exit(GlowQCommandLine.ExitInterrupted);
+        }
+
         _onCancelKey = (_, e) =>
         {
             e.Cancel = true;
@@ -55,11 +64,7 @@ internal sealed class InterruptCancellation : IDisposable
 
             if (session is not null)
             {
-                // Between steps the session is blocked reading its input, which no token can interrupt.
-                session.Flush();
-                stderr.WriteLine();
-                stderr.WriteLine("glowq: interrupted");
-                Environment.Exit(GlowQCommandLine.ExitInterrupted);
+                EndSession(session, "interrupted");
             }
 
             _source.Cancel();
@@ -79,10 +84,7 @@ internal sealed class InterruptCancellation : IDisposable
                     _step?.Cancel();
                 }
 
-                session.Flush();
-                stderr.WriteLine();
-                stderr.WriteLine("glowq: terminated");
-                Environment.Exit(GlowQCommandLine.ExitInterrupted);
+                EndSession(session, "terminated");
             }
 
             _source.Cancel();

@@ -142,17 +142,4 @@ public static class GlqEvaluationLoader
             DefaultSystemPrompt = model.DefaultSystemPrompt,
         };
     }
-
-    /// <summary>The model's configuration, from a .glq file or a full-precision checkpoint.</summary>
-    public static ModelConfig ConfigOf(string path)
-    {
-        if (path.EndsWith(".glq", StringComparison.OrdinalIgnoreCase))
-        {
-            using GlqFile file = GlqFile.Open(path);
-            return GlqModel.Read(file).Config;
-        }
-
-        using ICheckpoint checkpoint = CheckpointExtensions.Open(path);
-        return checkpoint.Config;
-    }
 }

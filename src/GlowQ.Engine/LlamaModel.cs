@@ -19,6 +19,10 @@ public sealed record InferenceOptions
     public KvCacheDtype KvCacheDtype { get; init; } = KvCacheDtype.F32;
 
     public const int DefaultContextCap = 4096;
+
+    /// <summary>The positions a model of <paramref name="config"/> holds under these options.</summary>
+    public int ContextLengthFor(ModelConfig config) =>
+        ContextLength > 0 ? ContextLength : Math.Min(config.MaxSequenceLength, DefaultContextCap);
 }
 
 /// <summary>
@@ -57,9 +61,7 @@ public sealed class LlamaModel : ILanguageModel
         options ??= new InferenceOptions();
         _frame = frame;
         _c = frame.Config;
-        ContextLength = options.ContextLength > 0
-            ? options.ContextLength
-            : Math.Min(_c.MaxSequenceLength, InferenceOptions.DefaultContextCap);
+        ContextLength = options.ContextLengthFor(_c);
         _chunk = Math.Max(1, options.PrefillChunk);
         _pool = new WorkerPool(options.Threads > 0 ? options.Threads : WorkerPool.DefaultThreadCount);
         int widest = Math.Max(Math.Max(_c.Dim, _c.HiddenDim), _c.QDim);

@@ -28,9 +28,15 @@ public static class ModelLoader
     /// <paramref name="tokenizerPath"/> when given, else the checkpoint directory's tokenizer.json / tokenizer.model,
     /// else (llama2.c) a tokenizer.bin or tok*.bin beside the file.
     /// </summary>
-    public static LoadedModel Load(string modelPath, string? tokenizerPath, InferenceOptions options, WeightStorage storage = WeightStorage.Auto)
+    public static LoadedModel Load(string modelPath, string? tokenizerPath, InferenceOptions options, WeightStorage storage = WeightStorage.Auto) =>
+        Load(modelPath, tokenizerPath, _ => options, storage);
+
+    /// <summary>As <see cref="Load(string, string?, InferenceOptions, WeightStorage)"/>, with options chosen from the checkpoint's configuration once it is read.</summary>
+    public static LoadedModel Load(string modelPath, string? tokenizerPath, Func<ModelConfig, InferenceOptions> optionsFor, WeightStorage storage = WeightStorage.Auto)
     {
+        ArgumentNullException.ThrowIfNull(optionsFor);
         using ICheckpoint checkpoint = CheckpointExtensions.Open(modelPath);
+        InferenceOptions options = optionsFor(checkpoint.Config);
         ITextTokenizer tokenizer = LoadTokenizer(checkpoint, tokenizerPath);
         if (tokenizer.VocabularySize > checkpoint.Config.VocabSize)
         {

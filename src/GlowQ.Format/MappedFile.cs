@@ -101,9 +101,12 @@ public sealed unsafe class MappedFile : IDisposable
     }
 
     /// <summary>Maps <paramref name="path"/> and hands it to <paramref name="parse"/>; the mapping is released if parsing fails.</summary>
-    public static T OpenAndParse<T>(string path, Func<MappedFile, T> parse)
+    public static T OpenAndParse<T>(string path, Func<MappedFile, T> parse) => Parse(Open(path), parse);
+
+    /// <summary>Hands <paramref name="file"/> to <paramref name="parse"/>, which takes it over; it is released if parsing fails.</summary>
+    public static T Parse<T>(MappedFile file, Func<MappedFile, T> parse)
     {
-        MappedFile file = Open(path);
+        ArgumentNullException.ThrowIfNull(parse);
         try
         {
             return parse(file);

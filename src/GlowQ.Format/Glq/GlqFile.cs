@@ -51,19 +51,8 @@ public sealed class GlqFile : IDisposable
     /// Opens .glq bytes that are already in memory (a model embedded in the binary as a resource), validated as a
     /// file is; <paramref name="name"/> stands for the file in messages. The returned file owns the stream.
     /// </summary>
-    public static GlqFile Open(string name, UnmanagedMemoryStream bytes)
-    {
-        MappedFile view = MappedFile.FromUnmanagedMemory(name, bytes, GlqHeader.MinTensorAlignment);
-        try
-        {
-            return Parse(view);
-        }
-        catch
-        {
-            view.Dispose();
-            throw;
-        }
-    }
+    public static GlqFile Open(string name, UnmanagedMemoryStream bytes) =>
+        MappedFile.Parse(MappedFile.FromUnmanagedMemory(name, bytes, GlqHeader.MinTensorAlignment), Parse);
 
     /// <summary>The tensor's bytes, zero-copy (tensors under 2 GiB; use <see cref="GetBytes(GlqTensorInfo, long, int)"/> for larger).</summary>
     public ReadOnlySpan<byte> GetBytes(GlqTensorInfo tensor) => tensor.Length <= int.MaxValue
