@@ -92,6 +92,8 @@ public sealed partial class ChatEndToEndTests
         Ask(reset, OnceUponATime);
         reset.WriteLine("/reset");
         string afterReset = Ask(reset, TheDogRan);
+        reset.CloseInput();
+        Assert.True(reset.WaitForExit() == 0, reset.Transcript); // stderr is read on its own pipe: complete only at exit
 
         // Without /reset the earlier turns change the reply, so the equality below is the reset's doing.
         Assert.NotEqual(freshReply, withHistory);
