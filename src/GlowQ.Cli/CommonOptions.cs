@@ -5,6 +5,8 @@ using GlowQ.Converter;
 using GlowQ.Engine;
 using GlowQ.Format;
 using GlowQ.Format.Glq;
+using GlowQ.Runtime.Cuda;
+using GlowQ.Runtime.Gpu;
 using GlowQ.Runtime.Model;
 using GlowQ.Runtime.Profiles;
 using GlowQ.Tokenizers;
@@ -69,6 +71,13 @@ internal sealed class CommonOptions(CliDefaults defaults)
         DefaultValueFactory = _ => defaults.Settings.Model.KvCache,
     };
 
+    public Option<string> Backend { get; } = new("--backend")
+    {
+        Description = "Where a .glq model runs: cuda (an NVIDIA GPU through its driver), cpu (the int4 CPU kernels) or auto "
+            + "(cuda when a device answers, else cpu with one line saying why). Checkpoints (.bin, HF) run on the CPU.",
+        DefaultValueFactory = _ => defaults.Settings.Model.Backend,
+    };
+
     public void AddTo(Command command)
     {
         command.Options.Add(Model);
@@ -80,6 +89,7 @@ internal sealed class CommonOptions(CliDefaults defaults)
         command.Options.Add(Metric);
         command.Options.Add(Profile);
         command.Options.Add(KvCache);
+        command.Options.Add(Backend);
     }
 
     /// <summary>The --model path, or null for the bundled model.</summary>
@@ -105,12 +115,18 @@ internal sealed class CommonOptions(CliDefaults defaults)
             throw new CliUsageException("--simulated, --restore and --metric apply to .glq models only");
         }
 
+        string backend = BackendChoice(parse);
+        if (backend == "cuda" && (!glq || parse.GetValue(Simulated)))
+        {
+            throw new CliUsageException("--backend cuda runs .glq models on the int4 kernels; checkpoints and --simulated run on the CPU");
+        }
+
         KvCacheDtype? kvCache = KvCacheChoice(parse);
         LoadedModel loaded;
         KvCacheDtype kvCacheUsed;
         if (glq)
         {
-            loaded = LoadGlq(parse, path is null ? BundledModel.Open() : GlqFile.Open(path), contextLength, kvCache, out kvCacheUsed);
+            loaded = LoadGlq(parse, path is null ? BundledModel.Open() : GlqFile.Open(path), contextLength, kvCache, backend, out kvCacheUsed);
         }
         else
         {
@@ -140,7 +156,8 @@ internal sealed class CommonOptions(CliDefaults defaults)
     /// the mask --restore chooses.
     /// </summary>
     /// <param name="kvCache">--kv-cache, or null for the device profile's KV cache dtype.</param>
-    private LoadedModel LoadGlq(ParseResult parse, GlqFile file, Func<ModelConfig, int> contextLength, KvCacheDtype? kvCache, out KvCacheDtype kvCacheUsed)
+    /// <param name="backend">auto, cuda or cpu (--backend).</param>
+    private LoadedModel LoadGlq(ParseResult parse, GlqFile file, Func<ModelConfig, int> contextLength, KvCacheDtype? kvCache, string backend, out KvCacheDtype kvCacheUsed)
     {
         bool handedOver = false;
         try
@@ -180,6 +197,16 @@ internal sealed class CommonOptions(CliDefaults defaults)
             ITextTokenizer tokenizer = parse.GetValue(Tokenizer) is string tokenizerPath
                 ? TokenizerLoader.Load(tokenizerPath)
                 : EmbeddedTokenizers.FromGlq(file, model);
+            if (OpenGpu(file, mask, options, backend) is GpuGlqModel gpu)
+            {
+                handedOver = true;
+                return new LoadedModel(gpu, tokenizer, $".glq {model.Method}, int4 on {gpu.DeviceDescription}, {restored}")
+                {
+                    ChatFormat = model.ChatFormat,
+                    DefaultSystemPrompt = model.DefaultSystemPrompt,
+                };
+            }
+
             var runtime = GlqRuntimeModel.Open(file, mask, options);
             handedOver = true;
             return new LoadedModel(runtime, tokenizer, $".glq {model.Method}, int4 runtime, {restored}")
@@ -196,6 +223,52 @@ internal sealed class CommonOptions(CliDefaults defaults)
             }
         }
     }
+
+    /// <summary>
+    /// The GPU model of <paramref name="file"/> when the backend allows CUDA and a device answers (the model then owns
+    /// the file); null for the CPU. auto without a device says why in one line; cuda without one is an error.
+    /// </summary>
+    private GpuGlqModel? OpenGpu(GlqFile file, byte[] mask, InferenceOptions options, string backend)
+    {
+        if (backend == "cpu")
+        {
+            return null;
+        }
+
+        CudaProbeResult probe = CudaAvailability.Probe();
+        if (!probe.IsAvailable)
+        {
+            if (backend == "cuda")
+            {
+                throw new CliUsageException($"--backend cuda: {probe.Describe()}");
+            }
+
+            if (defaults.Log.IsEnabled(LogLevel.Information))
+            {
+                defaults.Log.LogInformation("{Reason}", $"no GPU ({probe.Describe()}): running on the CPU");
+            }
+
+            return null;
+        }
+
+        CudaGpuDevice device = CudaGpuDevice.Open();
+        try
+        {
+            return GpuGlqModel.Open(file, device, mask, options);
+        }
+        catch
+        {
+            device.Dispose();
+            throw;
+        }
+    }
+
+    private string BackendChoice(ParseResult parse) => parse.GetValue(Backend) switch
+    {
+        string name when name is "auto" or "cuda" or "cpu" => name,
+        string name => throw new CliUsageException($"--backend must be auto, cuda or cpu, got '{name}'"),
+        null => "auto",
+    };
 
     /// <summary>--kv-cache, or null when it is not given.</summary>
     private KvCacheDtype? KvCacheChoice(ParseResult parse) => parse.GetValue(KvCache) switch

@@ -99,6 +99,7 @@ public static class GlowQCommandLine
     {
         CliUsageException or ModelFormatException or TokenizerFormatException or ConfigurationProblemException => e.Message,
         GlowQ.Runtime.Profiles.MemoryBudgetException => e.Message,
+        GlowQ.Runtime.Cuda.CudaException => e.Message,
         FileNotFoundException or DirectoryNotFoundException => e.Message,
         UnauthorizedAccessException => e.Message,
         IOException => e.Message,

@@ -25,6 +25,37 @@ public interface ILanguageModel : IDisposable
     void Forward(ReadOnlySpan<int> tokens, int startPosition, Span<float> logits, bool allPositions = false);
 }
 
+/// <summary>The argument rules of <see cref="ILanguageModel.Forward"/>, shared by every implementation.</summary>
+public static class ForwardArguments
+{
+    /// <summary>Throws unless the tokens are in the vocabulary, their positions fit the context and the logits fit the buffer.</summary>
+    public static void Check(ReadOnlySpan<int> tokens, int startPosition, int contextLength, int vocab, int logitsLength, bool allPositions)
+    {
+        if (tokens.IsEmpty)
+        {
+            throw new ArgumentException("no tokens to run", nameof(tokens));
+        }
+
+        if (startPosition < 0 || startPosition + tokens.Length > contextLength)
+        {
+            throw new ArgumentOutOfRangeException(nameof(tokens), $"positions {startPosition}..{startPosition + tokens.Length - 1} exceed the context length {contextLength}");
+        }
+
+        if (logitsLength < (allPositions ? (long)tokens.Length * vocab : vocab))
+        {
+            throw new ArgumentException($"logits buffer too small: {logitsLength} floats for {(allPositions ? tokens.Length : 1)} × {vocab}", nameof(logitsLength));
+        }
+
+        foreach (int token in tokens)
+        {
+            if ((uint)token >= (uint)vocab)
+            {
+                throw new ArgumentOutOfRangeException(nameof(tokens), $"token id {token} is outside the vocabulary (0..{vocab - 1})");
+            }
+        }
+    }
+}
+
 /// <summary>
 /// The matrix products of a decoder layer: the only part of the forward pass that depends on how the projections are
 /// stored (dense fp32/fp16 in <see cref="DenseProjections"/>, int4 with GlowQ correction in GlowQ.Runtime).

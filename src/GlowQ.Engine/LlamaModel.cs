@@ -120,22 +120,8 @@ public sealed class LlamaModel : ILanguageModel
     /// </summary>
     public void Forward(ReadOnlySpan<int> tokens, int startPosition, Span<float> logits, bool allPositions = false, IActivationObserver? observer = null)
     {
-        if (tokens.IsEmpty)
-        {
-            throw new ArgumentException("no tokens to run", nameof(tokens));
-        }
-
-        if (startPosition < 0 || startPosition + tokens.Length > ContextLength)
-        {
-            throw new ArgumentOutOfRangeException(nameof(tokens), $"positions {startPosition}..{startPosition + tokens.Length - 1} exceed the context length {ContextLength}");
-        }
-
+        ForwardArguments.Check(tokens, startPosition, ContextLength, _c.VocabSize, logits.Length, allPositions);
         int vocab = _c.VocabSize;
-        if (logits.Length < (allPositions ? tokens.Length * vocab : vocab))
-        {
-            throw new ArgumentException("logits buffer too small", nameof(logits));
-        }
-
         for (int done = 0; done < tokens.Length; done += _chunk)
         {
             int n = Math.Min(_chunk, tokens.Length - done);

@@ -34,14 +34,7 @@ public static class W4GemvKernels
     [GpuKernel]
     public static void UnitRightFactor(Index1D factorRow, ArrayView<Half> rightFactor, ArrayView<float> input, ArrayView<float> projected, int cols)
     {
-        long rowStart = (long)factorRow.X * cols;
-        float sum = 0f;
-        for (int c = 0; c < cols; c++)
-        {
-            sum += (float)rightFactor[rowStart + c] * input[c];
-        }
-
-        projected[factorRow] = sum;
+        projected[factorRow] = DenseKernels.HalfRowDot(rightFactor, (long)factorRow.X * cols, input, cols);
     }
 
     /// <summary>

@@ -99,6 +99,7 @@ public sealed class ConfigurationTests
     [InlineData("""{ "Generation": { "MaxTokens": -1 } }""", "Generation:MaxTokens must be ≥ 0, got -1")]
     [InlineData("""{ "Generation": { "TopP": 0 } }""", "Generation:TopP must be in (0, 1], got 0")]
     [InlineData("""{ "Model": { "Threads": "many" } }""", "Model:Threads must be a whole number, got 'many'")]
+    [InlineData("""{ "Model": { "Backend": "tpu" } }""", "Model:Backend must be auto, cuda or cpu, got 'tpu'")]
     public void UnusableSettings_AreOneLineNamingTheKey(string json, string expected)
     {
         using var dir = new TempDirectory();

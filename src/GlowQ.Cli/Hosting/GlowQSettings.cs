@@ -23,6 +23,7 @@ public sealed class GlowQSettings
     {
         GenerationSettings g = Generation;
         return (Model.Threads < 0 ? $"Model:Threads must be ≥ 0, got {Model.Threads}" : null)
+            ?? (Model.Backend is not ("auto" or "cuda" or "cpu") ? $"Model:Backend must be auto, cuda or cpu, got '{Model.Backend}'" : null)
             ?? (g.MaxTokens < 0 ? $"Generation:MaxTokens must be ≥ 0, got {g.MaxTokens}" : null)
             ?? (g.Context < 0 ? $"Generation:Context must be ≥ 0, got {g.Context}" : null)
             ?? (Chat.MaxTokens < 0 ? $"Chat:MaxTokens must be ≥ 0, got {Chat.MaxTokens}" : null)
@@ -35,7 +36,7 @@ public sealed class GlowQSettings
     }
 }
 
-/// <summary>Which model runs and how it is loaded (--model, --threads, --profile, --restore, --metric, --kv-cache).</summary>
+/// <summary>Which model runs and how it is loaded (--model, --threads, --profile, --restore, --metric, --kv-cache, --backend).</summary>
 public sealed class ModelSettings
 {
     /// <summary>A model file or directory; empty runs the model built into the binary.</summary>
@@ -50,6 +51,9 @@ public sealed class ModelSettings
     public string? Metric { get; set; }
 
     public string? KvCache { get; set; }
+
+    /// <summary>auto (CUDA when a device answers, else the CPU), cuda or cpu.</summary>
+    public string Backend { get; set; } = "auto";
 }
 
 /// <summary>Sampling and length defaults of <c>glowq generate</c> and <c>glowq chat</c>.</summary>

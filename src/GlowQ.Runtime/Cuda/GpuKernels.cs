@@ -43,7 +43,7 @@ public sealed record LaunchAbiReport(IReadOnlyList<string> Mismatches, IReadOnly
 /// decode loop can call these every token. Not thread-safe (the packed arguments are shared): one instance per
 /// launching thread.
 /// </summary>
-public sealed class GpuKernels : IDisposable
+public sealed class GpuKernels
 {
     public const int BlockSize = 256;
 
@@ -64,6 +64,8 @@ public sealed class GpuKernels : IDisposable
     public const string AttentionWeightedSumHalfName = "AttentionWeightedSumHalf";
     public const string KvCacheStoreName = "KvCacheStore";
     public const string KvCacheStoreHalfName = "KvCacheStoreHalf";
+    public const string HalfMatrixVectorName = "HalfMatrixVector";
+    public const string SwiGluProductName = "SwiGluProduct";
 
     /// <summary>
     /// Each wrapped kernel with a pack of the same method its launch uses, fed placeholder pointers, so the packing can
@@ -90,74 +92,73 @@ public sealed class GpuKernels : IDisposable
         (AttentionWeightedSumHalfName, static a => PackAttentionWeightedSumHalf(a, Placeholder<float>(), Placeholder<Half>(), Placeholder<float>(), 1, 1, 1, 1, 0, 1)),
         (KvCacheStoreName, static a => PackKvCacheStore(a, Placeholder<float>(), Placeholder<float>(), Placeholder<float>(), Placeholder<float>(), 1, 1, 1, 0)),
         (KvCacheStoreHalfName, static a => PackKvCacheStoreHalf(a, Placeholder<float>(), Placeholder<float>(), Placeholder<Half>(), Placeholder<Half>(), 1, 1, 1, 0)),
+        (HalfMatrixVectorName, static a => PackHalfMatrixVector(a, 1, Placeholder<Half>(), Placeholder<float>(), Placeholder<float>(), 1)),
+        (SwiGluProductName, static a => PackSwiGluProduct(a, 1, Placeholder<float>(), Placeholder<float>(), Placeholder<float>())),
     ];
 
     private readonly KernelArguments arguments = new();
-    private readonly List<CudaModule> modules = [];
-    private readonly CudaFunction w4GemvCorrected;
-    private readonly CudaFunction w4GemvSwiGlu;
-    private readonly CudaFunction unitRightFactor;
-    private readonly CudaFunction rmsNormPartialSums;
-    private readonly CudaFunction rmsNormApply;
-    private readonly CudaFunction argmaxPartial;
-    private readonly CudaFunction argmaxFinal;
-    private readonly CudaFunction ropeInterleaved;
-    private readonly CudaFunction ropeHalfSplit;
-    private readonly CudaFunction embeddingLookup;
-    private readonly CudaFunction attentionScores;
-    private readonly CudaFunction attentionScoresHalf;
-    private readonly CudaFunction attentionSoftmax;
-    private readonly CudaFunction attentionWeightedSum;
-    private readonly CudaFunction attentionWeightedSumHalf;
-    private readonly CudaFunction kvCacheStore;
-    private readonly CudaFunction kvCacheStoreHalf;
+    private readonly IGpuDevice device;
+    private readonly int w4GemvCorrected;
+    private readonly int w4GemvSwiGlu;
+    private readonly int unitRightFactor;
+    private readonly int rmsNormPartialSums;
+    private readonly int rmsNormApply;
+    private readonly int argmaxPartial;
+    private readonly int argmaxFinal;
+    private readonly int ropeInterleaved;
+    private readonly int ropeHalfSplit;
+    private readonly int embeddingLookup;
+    private readonly int attentionScores;
+    private readonly int attentionScoresHalf;
+    private readonly int attentionSoftmax;
+    private readonly int attentionWeightedSum;
+    private readonly int attentionWeightedSumHalf;
+    private readonly int kvCacheStore;
+    private readonly int kvCacheStoreHalf;
+    private readonly int halfMatrixVector;
+    private readonly int swiGluProduct;
 
-    private GpuKernels(CudaContext context)
+    private GpuKernels(IGpuDevice device)
     {
-        try
-        {
-            w4GemvCorrected = LoadFunction(context, W4GemvCorrectedName);
-            w4GemvSwiGlu = LoadFunction(context, W4GemvSwiGluName);
-            unitRightFactor = LoadFunction(context, UnitRightFactorName);
-            rmsNormPartialSums = LoadFunction(context, RmsNormPartialSumsName);
-            rmsNormApply = LoadFunction(context, RmsNormApplyName);
-            argmaxPartial = LoadFunction(context, ArgmaxPartialName);
-            argmaxFinal = LoadFunction(context, ArgmaxFinalName);
-            ropeInterleaved = LoadFunction(context, RopeInterleavedName);
-            ropeHalfSplit = LoadFunction(context, RopeHalfSplitName);
-            embeddingLookup = LoadFunction(context, EmbeddingLookupName);
-            attentionScores = LoadFunction(context, AttentionScoresName);
-            attentionScoresHalf = LoadFunction(context, AttentionScoresHalfName);
-            attentionSoftmax = LoadFunction(context, AttentionSoftmaxName);
-            attentionWeightedSum = LoadFunction(context, AttentionWeightedSumName);
-            attentionWeightedSumHalf = LoadFunction(context, AttentionWeightedSumHalfName);
-            kvCacheStore = LoadFunction(context, KvCacheStoreName);
-            kvCacheStoreHalf = LoadFunction(context, KvCacheStoreHalfName);
-        }
-        catch
-        {
-            Dispose();
-            throw;
-        }
+        this.device = device;
+        w4GemvCorrected = device.LoadKernel(W4GemvCorrectedName);
+        w4GemvSwiGlu = device.LoadKernel(W4GemvSwiGluName);
+        unitRightFactor = device.LoadKernel(UnitRightFactorName);
+        rmsNormPartialSums = device.LoadKernel(RmsNormPartialSumsName);
+        rmsNormApply = device.LoadKernel(RmsNormApplyName);
+        argmaxPartial = device.LoadKernel(ArgmaxPartialName);
+        argmaxFinal = device.LoadKernel(ArgmaxFinalName);
+        ropeInterleaved = device.LoadKernel(RopeInterleavedName);
+        ropeHalfSplit = device.LoadKernel(RopeHalfSplitName);
+        embeddingLookup = device.LoadKernel(EmbeddingLookupName);
+        attentionScores = device.LoadKernel(AttentionScoresName);
+        attentionScoresHalf = device.LoadKernel(AttentionScoresHalfName);
+        attentionSoftmax = device.LoadKernel(AttentionSoftmaxName);
+        attentionWeightedSum = device.LoadKernel(AttentionWeightedSumName);
+        attentionWeightedSumHalf = device.LoadKernel(AttentionWeightedSumHalfName);
+        kvCacheStore = device.LoadKernel(KvCacheStoreName);
+        kvCacheStoreHalf = device.LoadKernel(KvCacheStoreHalfName);
+        halfMatrixVector = device.LoadKernel(HalfMatrixVectorName);
+        swiGluProduct = device.LoadKernel(SwiGluProductName);
     }
 
     /// <summary>The kernels this class can launch, in the order it checks them.</summary>
     public static IReadOnlyList<string> WrappedKernelNames { get; } = Array.AsReadOnly(Wrappers.Select(w => w.Name).ToArray());
 
     /// <summary>
-    /// JIT-loads every wrapped kernel's embedded PTX into <paramref name="context"/> (current on this thread), after
-    /// checking the packing against the embedded manifest: stale PTX fails here, not as a corrupt launch.
+    /// Loads every wrapped kernel on <paramref name="device"/> (which owns the loaded modules), after checking the
+    /// packing against the embedded manifest: stale PTX fails here, not as a corrupt launch.
     /// </summary>
     /// <exception cref="InvalidOperationException">A wrapper's packing disagrees with the embedded manifest.</exception>
-    public static GpuKernels Load(CudaContext context)
+    public static GpuKernels Load(IGpuDevice device)
     {
-        ArgumentNullException.ThrowIfNull(context);
+        ArgumentNullException.ThrowIfNull(device);
         var report = VerifyLaunchAbi(EmbeddedKernels.Manifest);
         if (!report.IsConsistent)
         {
             throw new InvalidOperationException("GPU kernel launch ABI does not match the embedded manifest: " + string.Join("; ", report.Mismatches));
         }
-        return new GpuKernels(context);
+        return new GpuKernels(device);
     }
 
     /// <summary>
@@ -215,12 +216,11 @@ public sealed class GpuKernels : IDisposable
         DeviceView<float> output,
         int cols,
         int groupSize,
-        int rank,
-        CudaStream? stream = null)
+        int rank)
     {
         RequireAtLeast(output, totalRows, nameof(output));
         PackW4GemvCorrected(arguments.Clear(), totalRows, codeWords, scales, zeros, bias, leftFactors, projected, input, output, cols, groupSize, rank);
-        Launch(w4GemvCorrected, totalRows, stream);
+        Launch(w4GemvCorrected, totalRows);
     }
 
     /// <summary>hidden = silu(gate)·up of a stacked gate/up unit, one thread per hidden row; see the kernel's doc.</summary>
@@ -236,12 +236,11 @@ public sealed class GpuKernels : IDisposable
         int hiddenRows,
         int cols,
         int groupSize,
-        int rank,
-        CudaStream? stream = null)
+        int rank)
     {
         RequireAtLeast(hidden, hiddenRows, nameof(hidden));
         PackW4GemvSwiGlu(arguments.Clear(), codeWords, scales, zeros, bias, leftFactors, projected, input, hidden, hiddenRows, cols, groupSize, rank);
-        Launch(w4GemvSwiGlu, hiddenRows, stream);
+        Launch(w4GemvSwiGlu, hiddenRows);
     }
 
     /// <summary>t = B·x, one thread per row of B; rank 0 launches nothing.</summary>
@@ -250,12 +249,11 @@ public sealed class GpuKernels : IDisposable
         DeviceView<Half> rightFactor,
         DeviceView<float> input,
         DeviceView<float> projected,
-        int cols,
-        CudaStream? stream = null)
+        int cols)
     {
         RequireAtLeast(projected, rank, nameof(projected));
         PackUnitRightFactor(arguments.Clear(), rank, rightFactor, input, projected, cols);
-        Launch(unitRightFactor, rank, stream);
+        Launch(unitRightFactor, rank);
     }
 
     /// <summary>
@@ -267,13 +265,12 @@ public sealed class GpuKernels : IDisposable
         DeviceView<float> residualDelta,
         DeviceView<float> partialSums,
         int length,
-        int chunkLength,
-        CudaStream? stream = null)
+        int chunkLength)
     {
         var chunks = ChunkCount(length, chunkLength);
         RequireAtLeast(partialSums, chunks, nameof(partialSums));
         PackRmsNormPartialSums(arguments.Clear(), hidden, residualDelta, partialSums, length, chunkLength);
-        Launch(rmsNormPartialSums, chunks, stream);
+        Launch(rmsNormPartialSums, chunks);
     }
 
     /// <summary>output = hidden · rsqrt(mean square + ε) · weight, one thread per element.</summary>
@@ -284,12 +281,11 @@ public sealed class GpuKernels : IDisposable
         DeviceView<float> weight,
         DeviceView<float> output,
         int length,
-        float epsilon,
-        CudaStream? stream = null)
+        float epsilon)
     {
         RequireAtLeast(output, length, nameof(output));
         PackRmsNormApply(arguments.Clear(), hidden, partialSums, weight, output, length, epsilon);
-        Launch(rmsNormApply, length, stream);
+        Launch(rmsNormApply, length);
     }
 
     /// <summary>Each chunk's maximum logit and its index; one thread per chunk of <paramref name="chunkLength"/> logits.</summary>
@@ -298,14 +294,13 @@ public sealed class GpuKernels : IDisposable
         DeviceView<float> partialMaxima,
         DeviceView<int> partialIndices,
         int length,
-        int chunkLength,
-        CudaStream? stream = null)
+        int chunkLength)
     {
         var chunks = ChunkCount(length, chunkLength);
         RequireAtLeast(partialMaxima, chunks, nameof(partialMaxima));
         RequireAtLeast(partialIndices, chunks, nameof(partialIndices));
         PackArgmaxPartial(arguments.Clear(), logits, partialMaxima, partialIndices, length, chunkLength);
-        Launch(argmaxPartial, chunks, stream);
+        Launch(argmaxPartial, chunks);
     }
 
     /// <summary>result[0] = the overall argmax from the chunks' maxima, on a single thread.</summary>
@@ -313,12 +308,11 @@ public sealed class GpuKernels : IDisposable
     public void LaunchArgmaxFinal(
         DeviceView<float> partialMaxima,
         DeviceView<int> partialIndices,
-        DeviceView<int> result,
-        CudaStream? stream = null)
+        DeviceView<int> result)
     {
         RequireAtLeast(result, 1, nameof(result));
         PackArgmaxFinal(arguments.Clear(), partialMaxima, partialIndices, result);
-        Launch(argmaxFinal, 1, stream);
+        Launch(argmaxFinal, 1);
     }
 
     /// <summary>Rotary embedding in place, llama2.c layout (pairs (2j, 2j+1)); one thread per pair.</summary>
@@ -327,12 +321,11 @@ public sealed class GpuKernels : IDisposable
         DeviceView<float> cos,
         DeviceView<float> sin,
         int headCount,
-        int headDim,
-        CudaStream? stream = null)
+        int headDim)
     {
         var pairs = RopePairCount(heads, headCount, headDim);
         PackRope(arguments.Clear(), heads, cos, sin, pairs, headDim);
-        Launch(ropeInterleaved, pairs, stream);
+        Launch(ropeInterleaved, pairs);
     }
 
     /// <summary>Rotary embedding in place, Hugging Face layout (pairs (j, j + headDim/2)); one thread per pair.</summary>
@@ -341,12 +334,11 @@ public sealed class GpuKernels : IDisposable
         DeviceView<float> cos,
         DeviceView<float> sin,
         int headCount,
-        int headDim,
-        CudaStream? stream = null)
+        int headDim)
     {
         var pairs = RopePairCount(heads, headCount, headDim);
         PackRope(arguments.Clear(), heads, cos, sin, pairs, headDim);
-        Launch(ropeHalfSplit, pairs, stream);
+        Launch(ropeHalfSplit, pairs);
     }
 
     /// <summary>output = row <paramref name="token"/> of the fp16 table, widened to fp32; one thread per element.</summary>
@@ -354,8 +346,7 @@ public sealed class GpuKernels : IDisposable
         DeviceView<Half> table,
         DeviceView<float> output,
         int token,
-        int dim,
-        CudaStream? stream = null)
+        int dim)
     {
         ArgumentOutOfRangeException.ThrowIfNegative(token);
         // The kernel trusts the token: an id past the table would read beyond it.
@@ -365,7 +356,7 @@ public sealed class GpuKernels : IDisposable
         }
         RequireAtLeast(output, dim, nameof(output));
         PackEmbeddingLookup(arguments.Clear(), table, output, token, dim);
-        Launch(embeddingLookup, dim, stream);
+        Launch(embeddingLookup, dim);
     }
 
     /// <summary>
@@ -382,12 +373,11 @@ public sealed class GpuKernels : IDisposable
         int contextLength,
         int firstPosition,
         int span,
-        float scale,
-        CudaStream? stream = null)
+        float scale)
     {
         var extent = CheckAttentionScores(query, keys, scores, heads, kvHeads, headDim, contextLength, firstPosition, span);
         PackAttentionScores(arguments.Clear(), query, keys, scores, heads, kvHeads, headDim, contextLength, firstPosition, span, scale);
-        Launch(attentionScores, extent, stream);
+        Launch(attentionScores, extent);
     }
 
     /// <summary>As <see cref="LaunchAttentionScores"/>, from an fp16 key cache.</summary>
@@ -401,24 +391,22 @@ public sealed class GpuKernels : IDisposable
         int contextLength,
         int firstPosition,
         int span,
-        float scale,
-        CudaStream? stream = null)
+        float scale)
     {
         var extent = CheckAttentionScores(query, keys, scores, heads, kvHeads, headDim, contextLength, firstPosition, span);
         PackAttentionScoresHalf(arguments.Clear(), query, keys, scores, heads, kvHeads, headDim, contextLength, firstPosition, span, scale);
-        Launch(attentionScoresHalf, extent, stream);
+        Launch(attentionScoresHalf, extent);
     }
 
     /// <summary>Softmax of each head's row of <paramref name="scores"/> ([heads × span]) in place; one thread per head.</summary>
     public void LaunchAttentionSoftmax(
         DeviceView<float> scores,
         int heads,
-        int span,
-        CudaStream? stream = null)
+        int span)
     {
         CheckAttentionSoftmax(scores, heads, span);
         PackAttentionSoftmax(arguments.Clear(), scores, heads, span);
-        Launch(attentionSoftmax, heads, stream);
+        Launch(attentionSoftmax, heads);
     }
 
     /// <summary>
@@ -434,12 +422,11 @@ public sealed class GpuKernels : IDisposable
         int headDim,
         int contextLength,
         int firstPosition,
-        int span,
-        CudaStream? stream = null)
+        int span)
     {
         var extent = CheckAttentionWeightedSum(weights, values, output, heads, kvHeads, headDim, contextLength, firstPosition, span);
         PackAttentionWeightedSum(arguments.Clear(), weights, values, output, heads, kvHeads, headDim, contextLength, firstPosition, span);
-        Launch(attentionWeightedSum, extent, stream);
+        Launch(attentionWeightedSum, extent);
     }
 
     /// <summary>As <see cref="LaunchAttentionWeightedSum"/>, from an fp16 value cache.</summary>
@@ -452,12 +439,11 @@ public sealed class GpuKernels : IDisposable
         int headDim,
         int contextLength,
         int firstPosition,
-        int span,
-        CudaStream? stream = null)
+        int span)
     {
         var extent = CheckAttentionWeightedSum(weights, values, output, heads, kvHeads, headDim, contextLength, firstPosition, span);
         PackAttentionWeightedSumHalf(arguments.Clear(), weights, values, output, heads, kvHeads, headDim, contextLength, firstPosition, span);
-        Launch(attentionWeightedSumHalf, extent, stream);
+        Launch(attentionWeightedSumHalf, extent);
     }
 
     /// <summary>
@@ -472,12 +458,11 @@ public sealed class GpuKernels : IDisposable
         int kvHeads,
         int headDim,
         int contextLength,
-        int position,
-        CudaStream? stream = null)
+        int position)
     {
         var extent = CheckKvCacheStore(tokenKeys, tokenValues, keys, values, kvHeads, headDim, contextLength, position);
         PackKvCacheStore(arguments.Clear(), tokenKeys, tokenValues, keys, values, kvHeads, headDim, contextLength, position);
-        Launch(kvCacheStore, extent, stream);
+        Launch(kvCacheStore, extent);
     }
 
     /// <summary>As <see cref="LaunchKvCacheStore"/>, into an fp16 cache (each element rounded to nearest, ties to even).</summary>
@@ -489,21 +474,32 @@ public sealed class GpuKernels : IDisposable
         int kvHeads,
         int headDim,
         int contextLength,
-        int position,
-        CudaStream? stream = null)
+        int position)
     {
         var extent = CheckKvCacheStore(tokenKeys, tokenValues, keys, values, kvHeads, headDim, contextLength, position);
         PackKvCacheStoreHalf(arguments.Clear(), tokenKeys, tokenValues, keys, values, kvHeads, headDim, contextLength, position);
-        Launch(kvCacheStoreHalf, extent, stream);
+        Launch(kvCacheStoreHalf, extent);
     }
 
-    public void Dispose()
+    /// <summary>output = matrix·input for an fp16 [rows × cols] matrix (the output head), one thread per row.</summary>
+    public void LaunchHalfMatrixVector(int rows, DeviceView<Half> matrix, DeviceView<float> input, DeviceView<float> output, int cols)
     {
-        foreach (var module in modules)
-        {
-            module.Dispose();
-        }
-        modules.Clear();
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(cols);
+        RequireAtLeast(matrix, (long)rows * cols, nameof(matrix));
+        RequireAtLeast(input, cols, nameof(input));
+        RequireAtLeast(output, rows, nameof(output));
+        PackHalfMatrixVector(arguments.Clear(), rows, matrix, input, output, cols);
+        Launch(halfMatrixVector, rows);
+    }
+
+    /// <summary>hidden = silu(gate) ⊙ up over <paramref name="length"/> elements.</summary>
+    public void LaunchSwiGluProduct(int length, DeviceView<float> gate, DeviceView<float> up, DeviceView<float> hidden)
+    {
+        RequireAtLeast(gate, length, nameof(gate));
+        RequireAtLeast(up, length, nameof(up));
+        RequireAtLeast(hidden, length, nameof(hidden));
+        PackSwiGluProduct(arguments.Clear(), length, gate, up, hidden);
+        Launch(swiGluProduct, length);
     }
 
     internal static void PackW4GemvCorrected(
@@ -637,6 +633,21 @@ public sealed class GpuKernels : IDisposable
         KernelArguments packed, DeviceView<float> tokenKeys, DeviceView<float> tokenValues, DeviceView<Half> keys, DeviceView<Half> values,
         int kvHeads, int headDim, int contextLength, int position) =>
         PackCacheStore(packed, tokenKeys, tokenValues, keys, values, kvHeads, headDim, contextLength, position);
+
+    internal static void PackHalfMatrixVector(
+        KernelArguments packed, int rows, DeviceView<Half> matrix, DeviceView<float> input, DeviceView<float> output, int cols) =>
+        packed.AddExtent(rows)
+            .AddView(matrix.Pointer, matrix.Length)
+            .AddView(input.Pointer, input.Length)
+            .AddView(output.Pointer, output.Length)
+            .AddInt32(cols);
+
+    internal static void PackSwiGluProduct(
+        KernelArguments packed, int length, DeviceView<float> gate, DeviceView<float> up, DeviceView<float> hidden) =>
+        packed.AddExtent(length)
+            .AddView(gate.Pointer, gate.Length)
+            .AddView(up.Pointer, up.Length)
+            .AddView(hidden.Pointer, hidden.Length);
 
     /// <summary>The fp32 and fp16 score kernels share one signature but for the key cache's element type.</summary>
     private static void PackScores<TKey>(
@@ -809,20 +820,12 @@ public sealed class GpuKernels : IDisposable
         where T : unmanaged => new(new DevicePointer(0x1000), 1 << 20);
 
     /// <summary>Launches over <paramref name="extent"/> threads; an extent of 0 has no work and launches nothing.</summary>
-    private void Launch(CudaFunction function, int extent, CudaStream? stream)
+    private void Launch(int kernel, int extent)
     {
         if (extent == 0)
         {
             return;
         }
-        var geometry = LaunchGeometry.ForExtent(extent);
-        function.Launch(geometry.Grid, geometry.Block, arguments, stream);
-    }
-
-    private CudaFunction LoadFunction(CudaContext context, string name)
-    {
-        var module = context.LoadModule(EmbeddedKernels.GetPtx(name));
-        modules.Add(module);
-        return module.GetFunction(EmbeddedKernels.GetEntry(name).Entry);
+        device.Launch(kernel, extent, arguments);
     }
 }

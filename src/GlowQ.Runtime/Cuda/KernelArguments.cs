@@ -48,7 +48,8 @@ public sealed class KernelArguments
 
     public IReadOnlyList<PackedKernelArgument> Arguments => arguments;
 
-    internal ReadOnlySpan<byte> Bytes => buffer.AsSpan(0, SizeInBytes);
+    /// <summary>The packed parameters, as a launch passes them; an <see cref="IGpuDevice"/> reads each at its <see cref="Arguments"/> offset.</summary>
+    public ReadOnlySpan<byte> Bytes => buffer.AsSpan(0, SizeInBytes);
 
     public KernelArguments Clear()
     {

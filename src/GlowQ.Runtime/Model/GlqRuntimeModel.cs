@@ -65,18 +65,7 @@ public sealed class GlqRuntimeModel : ILanguageModel
     {
         ArgumentNullException.ThrowIfNull(file);
         GlqModel glq = GlqModel.Read(file);
-        mask ??= glq.DefaultMask;
-        if (mask.Length != glq.Units.Count)
-        {
-            throw new ArgumentException($"{file.Name}: the restoration mask has {mask.Length} entries, the file has {glq.Units.Count} units");
-        }
-
-        if (mask.Any(m => m > 1))
-        {
-            throw new ArgumentException($"{file.Name}: restoration mask entries must be 0 or 1");
-        }
-
-        return new GlqRuntimeModel(file, glq, [.. mask], options ?? new InferenceOptions(), widenHalfHead);
+        return new GlqRuntimeModel(file, glq, RestorationMask.For(file, glq, mask), options ?? new InferenceOptions(), widenHalfHead);
     }
 
     public void Forward(ReadOnlySpan<int> tokens, int startPosition, Span<float> logits, bool allPositions = false) =>

@@ -13,9 +13,8 @@ namespace GlowQ.Runtime.Model;
 /// </summary>
 public sealed class Int4Projections : ILayerProjections
 {
-    // Module indices within GlqModel.LayerLinears: q, k, v, o, gate, up, down.
-    private const int Q = 0, K = 1, V = 2, O = 3, Gate = 4, Up = 5, DownProj = 6;
-    private static readonly int[][] Groups = [[Q, K, V], [O], [Gate, Up], [DownProj]];
+    private const int Q = ProjectionPlan.Q, K = ProjectionPlan.K, V = ProjectionPlan.V, O = ProjectionPlan.O;
+    private const int Gate = ProjectionPlan.Gate, Up = ProjectionPlan.Up, DownProj = ProjectionPlan.Down;
 
     private readonly UnitCall[][][] _calls; // [layer][group][call]
     private readonly byte[] _mask;
@@ -36,50 +35,7 @@ public sealed class Int4Projections : ILayerProjections
         ModelConfig c = model.Config;
         _mask = mask;
         _hiddenDim = c.HiddenDim;
-        int group = model.Quantization.GroupSize;
-        var unitOf = new Dictionary<string, int>(StringComparer.Ordinal);
-        for (int u = 0; u < model.Units.Count; u++)
-        {
-            foreach (string member in model.Units[u].Members)
-            {
-                unitOf[member] = u;
-            }
-        }
-
-        var units = new Int4Unit?[model.Units.Count];
-        _calls = new UnitCall[c.Layers][][];
-        for (int l = 0; l < c.Layers; l++)
-        {
-            IReadOnlyList<GlqLinear> linears = GlqModel.LayerLinears(c, l);
-            _calls[l] = new UnitCall[Groups.Length][];
-            for (int g = 0; g < Groups.Length; g++)
-            {
-                var calls = new List<UnitCall>();
-                var plain = new List<int>();
-                foreach (int m in Groups[g])
-                {
-                    if (!unitOf.TryGetValue(linears[m].Module, out int u))
-                    {
-                        plain.Add(m);
-                    }
-                    else if (!calls.Any(call => call.MaskIndex == u))
-                    {
-                        Int4Unit unit = units[u] ??= Int4Unit.FromGlq(file, model, u);
-                        int[] modules = [.. model.Units[u].Members.Select(member => IndexOf(linears, member, model.Units[u].Name))];
-                        calls.Add(new UnitCall(unit, u, modules));
-                    }
-                }
-
-                if (plain.Count > 0)
-                {
-                    // Projections outside any unit (rtn files): still one fused call over the shared input.
-                    calls.Add(new UnitCall(new Int4Unit([.. plain.Select(m => Int4Matrix.FromGlq(file, linears[m], group))]), -1, [.. plain]));
-                }
-
-                _calls[l][g] = [.. calls];
-            }
-        }
-
+        _calls = ProjectionPlan.Calls(file, model, out Int4Unit?[] units);
         int maxRank = units.Select(u => u?.Rank ?? 0).DefaultIfEmpty(0).Max();
         _gemv = new W4GemvWithCorrection(pool, Math.Max(Math.Max(c.Dim, c.HiddenDim), c.QDim), maxRank, maxTokens);
         _up = new float[maxTokens * c.HiddenDim];
@@ -148,20 +104,4 @@ public sealed class Int4Projections : ILayerProjections
     }
 
     private bool Restores(UnitCall call) => call.MaskIndex >= 0 && _mask[call.MaskIndex] != 0;
-
-    private static int IndexOf(IReadOnlyList<GlqLinear> linears, string module, string unit)
-    {
-        for (int i = 0; i < linears.Count; i++)
-        {
-            if (linears[i].Module == module)
-            {
-                return i;
-            }
-        }
-
-        throw new ModelFormatException($"unit '{unit}' names member '{module}', which is not a projection of its layer");
-    }
-
-    /// <summary>One kernel launch: a unit, its mask index (−1: not a file unit, never corrected), its members' module indices.</summary>
-    private sealed record UnitCall(Int4Unit Unit, int MaskIndex, int[] Modules);
 }

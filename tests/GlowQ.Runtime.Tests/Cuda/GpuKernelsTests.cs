@@ -8,8 +8,8 @@ public sealed class GpuKernelsTests
     private static readonly string[] AllKernels =
     [
         "ArgmaxFinal", "ArgmaxPartial", "AttentionScores", "AttentionScoresHalf", "AttentionSoftmax",
-        "AttentionWeightedSum", "AttentionWeightedSumHalf", "EmbeddingLookup", "KvCacheStore", "KvCacheStoreHalf",
-        "RmsNormApply", "RmsNormPartialSums", "RopeHalfSplit", "RopeInterleaved", "UnitRightFactor",
+        "AttentionWeightedSum", "AttentionWeightedSumHalf", "EmbeddingLookup", "HalfMatrixVector", "KvCacheStore", "KvCacheStoreHalf",
+        "RmsNormApply", "RmsNormPartialSums", "RopeHalfSplit", "RopeInterleaved", "SwiGluProduct", "UnitRightFactor",
         "W4GemvCorrected", "W4GemvSwiGlu",
     ];
 

@@ -1,0 +1,106 @@
+using GlowQ.Runtime.Cuda.Ptx;
+
+namespace GlowQ.Runtime.Cuda;
+
+/// <summary>
+/// <see cref="IGpuDevice"/> on the CUDA driver: a context on one device, the embedded PTX JIT-compiled per kernel on
+/// first load, and every launch and copy on the context's legacy default stream, so they run in issue order and a
+/// synchronous copy waits for the launches before it.
+/// </summary>
+public sealed unsafe class CudaGpuDevice : IGpuDevice
+{
+    private readonly CudaContext context;
+    private readonly List<CudaModule> modules = [];
+    private readonly List<CudaFunction> functions = [];
+    private readonly Dictionary<string, int> loaded = new(StringComparer.Ordinal);
+
+    private CudaGpuDevice(CudaContext context)
+    {
+        this.context = context;
+    }
+
+    public CudaDeviceSummary Device => context.Device;
+
+    public string Description => context.Device.ToString();
+
+    public bool IsIntegrated => context.Device.IsIntegrated;
+
+    /// <summary>Opens device <paramref name="ordinal"/> through its primary context.</summary>
+    /// <exception cref="CudaException">No driver, no such device, or no context.</exception>
+    public static CudaGpuDevice Open(int ordinal = 0) => new(CudaContext.Create(ordinal));
+
+    public (long FreeBytes, long TotalBytes) MemoryInfo() => context.MemoryInfo();
+
+    public DevicePointer Allocate(long bytes)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(bytes);
+        _ = context.Handle;
+        CudaErrors.Check(CudaDriver.cuMemAlloc_v2(out var address, (nuint)bytes), nameof(CudaDriver.cuMemAlloc_v2), $"{bytes} bytes");
+        var result = CudaDriver.cuMemsetD8_v2(address, 0, (nuint)bytes);
+        if (result != CudaErrors.Success)
+        {
+            _ = CudaDriver.cuMemFree_v2(address);
+            CudaErrors.Check(result, nameof(CudaDriver.cuMemsetD8_v2));
+        }
+        return new DevicePointer(address);
+    }
+
+    public void Free(DevicePointer pointer)
+    {
+        if (!pointer.IsNull)
+        {
+            // A failed free at teardown has nothing left to release, so it is not thrown.
+            _ = CudaDriver.cuMemFree_v2(pointer.Address);
+        }
+    }
+
+    public void CopyToDevice(ReadOnlySpan<byte> source, DevicePointer destination)
+    {
+        fixed (byte* host = source)
+        {
+            CudaErrors.Check(CudaDriver.cuMemcpyHtoD_v2(destination.Address, host, (nuint)source.Length), nameof(CudaDriver.cuMemcpyHtoD_v2));
+        }
+    }
+
+    public void CopyToHost(DevicePointer source, Span<byte> destination)
+    {
+        fixed (byte* host = destination)
+        {
+            CudaErrors.Check(CudaDriver.cuMemcpyDtoH_v2(host, source.Address, (nuint)destination.Length), nameof(CudaDriver.cuMemcpyDtoH_v2));
+        }
+    }
+
+    public int LoadKernel(string name)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(name);
+        if (loaded.TryGetValue(name, out var existing))
+        {
+            return existing;
+        }
+        var module = context.LoadModule(EmbeddedKernels.GetPtx(name));
+        modules.Add(module);
+        functions.Add(module.GetFunction(EmbeddedKernels.GetEntry(name).Entry));
+        loaded[name] = functions.Count - 1;
+        return functions.Count - 1;
+    }
+
+    public void Launch(int kernel, int extent, KernelArguments arguments)
+    {
+        var geometry = LaunchGeometry.ForExtent(extent);
+        functions[kernel].Launch(geometry.Grid, geometry.Block, arguments);
+    }
+
+    public void Synchronize() => context.Synchronize();
+
+    public void Dispose()
+    {
+        foreach (var module in modules)
+        {
+            module.Dispose();
+        }
+        modules.Clear();
+        functions.Clear();
+        loaded.Clear();
+        context.Dispose();
+    }
+}

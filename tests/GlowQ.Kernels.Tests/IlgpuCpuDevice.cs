@@ -1,0 +1,153 @@
+using System.Buffers.Binary;
+using System.Reflection;
+using System.Runtime.InteropServices;
+using GlowQ.Runtime.Cuda;
+using ILGPU;
+using ILGPU.Runtime;
+
+namespace GlowQ.Kernels.Tests;
+
+/// <summary>
+/// <see cref="IGpuDevice"/> on an ILGPU CPU accelerator: device pointers are the host addresses of accelerator buffers,
+/// kernels are the [GpuKernel] methods themselves, and each launch is decoded from the very bytes the CUDA driver would
+/// receive (views mapped back to the buffers they point into, scalars read at their packed offsets). So a test that
+/// runs the GPU model here checks its buffer wiring, the launch wrappers' packing and the kernels' numerics together.
+/// </summary>
+internal sealed class IlgpuCpuDevice(Accelerator accelerator) : IGpuDevice
+{
+    private static readonly MethodInfo CastView = typeof(ArrayView<byte>).GetMethod(nameof(ArrayView<byte>.Cast))!;
+
+    private readonly SortedDictionary<ulong, MemoryBuffer1D<byte, Stride1D.Dense>> _buffers = [];
+    private readonly List<(MethodInfo Method, Kernel Kernel)> _kernels = [];
+
+    public string Description => $"ILGPU CPU accelerator, warp size {accelerator.WarpSize}";
+
+    public bool IsIntegrated => false;
+
+    /// <summary>Launches so far, to show that work ran here rather than on the CPU backend.</summary>
+    public int Launches { get; private set; }
+
+    public long AllocatedBytes => _buffers.Values.Sum(b => b.Length);
+
+    public DevicePointer Allocate(long bytes)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(bytes);
+        MemoryBuffer1D<byte, Stride1D.Dense> buffer = accelerator.Allocate1D<byte>(bytes);
+        buffer.MemSetToZero();
+        accelerator.Synchronize();
+        var address = (ulong)buffer.NativePtr;
+        _buffers.Add(address, buffer);
+        return new DevicePointer(address);
+    }
+
+    public void Free(DevicePointer pointer)
+    {
+        if (_buffers.Remove(pointer.Address, out MemoryBuffer1D<byte, Stride1D.Dense>? buffer))
+        {
+            buffer.Dispose();
+        }
+    }
+
+    public void CopyToDevice(ReadOnlySpan<byte> source, DevicePointer destination)
+    {
+        accelerator.Synchronize();
+        source.CopyTo(HostBytes(destination, source.Length));
+    }
+
+    public void CopyToHost(DevicePointer source, Span<byte> destination)
+    {
+        accelerator.Synchronize();
+        HostBytes(source, destination.Length).CopyTo(destination);
+    }
+
+    public int LoadKernel(string name)
+    {
+        MethodInfo method = typeof(GpuKernelAttribute).Assembly.GetTypes()
+            .SelectMany(t => t.GetMethods(BindingFlags.Public | BindingFlags.Static))
+            .Single(m => m.Name == name && m.IsDefined(typeof(GpuKernelAttribute)));
+        _kernels.Add((method, accelerator.LoadAutoGroupedKernel(method)));
+        return _kernels.Count - 1;
+    }
+
+    public void Launch(int kernel, int extent, KernelArguments arguments)
+    {
+        (MethodInfo method, Kernel compiled) = _kernels[kernel];
+        ParameterInfo[] parameters = method.GetParameters();
+        IReadOnlyList<PackedKernelArgument> packed = arguments.Arguments;
+        Assert.Equal(parameters.Length, packed.Count);
+        ReadOnlySpan<byte> bytes = arguments.Bytes;
+        Assert.Equal(KernelArgumentKind.Extent, packed[0].Kind);
+        Assert.Equal(extent, BinaryPrimitives.ReadInt32LittleEndian(bytes[packed[0].Offset..]));
+
+        var values = new object[parameters.Length - 1];
+        for (int i = 1; i < parameters.Length; i++)
+        {
+            ReadOnlySpan<byte> slot = bytes.Slice(packed[i].Offset, packed[i].Size);
+            Type type = parameters[i].ParameterType;
+            values[i - 1] = packed[i].Kind switch
+            {
+                KernelArgumentKind.View => View(type, BinaryPrimitives.ReadUInt64LittleEndian(slot), BinaryPrimitives.ReadInt64LittleEndian(slot[8..])),
+                KernelArgumentKind.Int32 when type == typeof(int) => BinaryPrimitives.ReadInt32LittleEndian(slot),
+                KernelArgumentKind.UInt32 when type == typeof(uint) => BinaryPrimitives.ReadUInt32LittleEndian(slot),
+                KernelArgumentKind.Float when type == typeof(float) => BinaryPrimitives.ReadSingleLittleEndian(slot),
+                KernelArgumentKind.Bool when type == typeof(bool) => BinaryPrimitives.ReadInt32LittleEndian(slot) != 0,
+                KernelArgumentKind.Half when type == typeof(ILGPU.Half) => (ILGPU.Half)(float)BinaryPrimitives.ReadHalfLittleEndian(slot),
+                _ => throw new InvalidOperationException($"{method.Name}: parameter {i} ({type.Name}) was packed as {packed[i].Kind}"),
+            };
+        }
+
+        compiled.Launch(accelerator.DefaultStream, extent, values);
+        Launches++;
+    }
+
+    public void Synchronize() => accelerator.Synchronize();
+
+    public void Dispose()
+    {
+        foreach (MemoryBuffer1D<byte, Stride1D.Dense> buffer in _buffers.Values)
+        {
+            buffer.Dispose();
+        }
+
+        _buffers.Clear();
+        foreach ((_, Kernel compiled) in _kernels)
+        {
+            compiled.Dispose();
+        }
+
+        _kernels.Clear();
+    }
+
+    /// <summary>The ArrayView&lt;T&gt; a packed {pointer, length} stands for: a sub-view of the buffer it points into.</summary>
+    private object View(Type viewType, ulong address, long length)
+    {
+        Type element = viewType.GetGenericArguments()[0];
+        if (length == 0)
+        {
+            return Activator.CreateInstance(viewType)!;
+        }
+
+        (MemoryBuffer1D<byte, Stride1D.Dense> buffer, long offset) = Locate(address, length * Marshal.SizeOf(element));
+        ArrayView<byte> bytes = buffer.View.SubView(offset, length * Marshal.SizeOf(element));
+        return CastView.MakeGenericMethod(element).Invoke(bytes, null)!;
+    }
+
+    private unsafe Span<byte> HostBytes(DevicePointer pointer, int length)
+    {
+        (MemoryBuffer1D<byte, Stride1D.Dense> buffer, long offset) = Locate(pointer.Address, length);
+        return new Span<byte>((byte*)buffer.NativePtr + offset, length);
+    }
+
+    private (MemoryBuffer1D<byte, Stride1D.Dense> Buffer, long Offset) Locate(ulong address, long bytes)
+    {
+        foreach ((ulong start, MemoryBuffer1D<byte, Stride1D.Dense> buffer) in _buffers)
+        {
+            if (address >= start && address - start + (ulong)bytes <= (ulong)buffer.Length)
+            {
+                return (buffer, (long)(address - start));
+            }
+        }
+
+        throw new InvalidOperationException($"device range 0x{address:x} + {bytes} bytes lies in no allocated buffer");
+    }
+}
