@@ -25,6 +25,19 @@ public interface ILanguageModel : IDisposable
     void Forward(ReadOnlySpan<int> tokens, int startPosition, Span<float> logits, bool allPositions = false);
 }
 
+/// <summary>
+/// A model that can choose the greedy next token where its logits live (a GPU), so only the token id crosses to the
+/// host. <see cref="TextGenerator"/> uses it when sampling is plain greedy (temperature 0, no repetition penalty).
+/// </summary>
+public interface IDeviceArgmax
+{
+    /// <summary>
+    /// Runs <paramref name="tokens"/> as <see cref="ILanguageModel.Forward"/> does and returns the index of the last token's
+    /// largest logit, the first on ties (as <c>TensorPrimitives.IndexOfMax</c>).
+    /// </summary>
+    int ForwardArgmax(ReadOnlySpan<int> tokens, int startPosition);
+}
+
 /// <summary>The argument rules of <see cref="ILanguageModel.Forward"/>, shared by every implementation.</summary>
 public static class ForwardArguments
 {

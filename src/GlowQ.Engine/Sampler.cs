@@ -64,6 +64,9 @@ public sealed class Sampler
         };
     }
 
+    /// <summary>Whether every choice is the largest logit: temperature 0 and no repetition penalty to apply first.</summary>
+    public bool IsPlainGreedy => _options.Temperature == 0 && _options.RepeatPenalty == 1f;
+
     /// <summary>Picks the next token from <paramref name="logits"/> (modified in place) given the tokens so far.</summary>
     public int Sample(Span<float> logits, ReadOnlySpan<int> history)
     {

@@ -100,7 +100,9 @@ public sealed class TextGenerator
         string reason = "max-tokens";
         int generated = 0;
 
-        _model.Forward(history.AsSpan(cached, prefilled), cached, _logits);
+        // Plain greedy decoding on a model that can pick the token itself moves one id per step, not the logits.
+        IDeviceArgmax? deviceArgmax = sampler.IsPlainGreedy ? _model as IDeviceArgmax : null;
+        int chosen = Run(deviceArgmax, history.AsSpan(cached, prefilled), cached);
         cached = length;
         while (generated < maxNewTokens)
         {
@@ -110,7 +112,7 @@ public sealed class TextGenerator
                 break;
             }
 
-            int next = sampler.Sample(_logits, history.AsSpan(0, length));
+            int next = deviceArgmax is null ? sampler.Sample(_logits, history.AsSpan(0, length)) : chosen;
             if (generated == 0)
             {
                 firstToken = clock.Elapsed;
@@ -138,7 +140,7 @@ public sealed class TextGenerator
                 break;
             }
 
-            _model.Forward(history.AsSpan(length - 1, 1), length - 1, _logits);
+            chosen = Run(deviceArgmax, history.AsSpan(length - 1, 1), length - 1);
             cached = length;
         }
 
@@ -146,6 +148,18 @@ public sealed class TextGenerator
         output.Flush();
         TimeSpan total = clock.Elapsed;
         return new GenerationResult(promptTokens, generated, firstToken, total - firstToken, reason, prefilled);
+    }
+
+    /// <summary>Runs tokens on the model: the device's greedy choice when <paramref name="deviceArgmax"/> is set, else logits into _logits (and −1).</summary>
+    private int Run(IDeviceArgmax? deviceArgmax, ReadOnlySpan<int> tokens, int startPosition)
+    {
+        if (deviceArgmax is not null)
+        {
+            return deviceArgmax.ForwardArgmax(tokens, startPosition);
+        }
+
+        _model.Forward(tokens, startPosition, _logits);
+        return -1;
     }
 
     private static void Emit(Decoder utf8, List<byte> bytes, char[] chars, TextWriter output, bool flush)

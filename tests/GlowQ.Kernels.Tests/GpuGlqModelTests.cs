@@ -95,6 +95,37 @@ public sealed class GpuGlqModelTests(CpuAcceleratorFixture accelerators) : IDisp
     }
 
     [Fact]
+    public void GreedyGeneration_PicksTokensOnTheDevice_MovingOneIdPerStep_AndWritesTheCpuRuntimesText()
+    {
+        string path = BundledStories260K();
+        var options = new InferenceOptions { ContextLength = 64, Threads = 1 };
+        var tokenizer = GlowQ.Tokenizers.Llama2cTokenizer.Load(SharedData.Stories260KTokenizer);
+        using var device = new IlgpuCpuDevice(accelerators.WithWarpSize(32));
+        using GpuGlqModel gpu = GpuGlqModel.Open(GlqFile.Open(path), device, mask: null, options);
+        using GlqRuntimeModel cpu = GlqRuntimeModel.Open(path, mask: null, options);
+        int[] prompt = [.. tokenizer.Encode("Once upon a time", addBos: true)];
+        var greedy = new SamplingOptions { Temperature = 0 };
+        const int Tokens = 30;
+
+        var gpuText = new StringWriter();
+        long before = device.DownloadedBytes;
+        GenerationResult result = new TextGenerator(gpu, tokenizer).Generate(prompt, Tokens, greedy, gpuText);
+        long downloaded = device.DownloadedBytes - before;
+        var cpuText = new StringWriter();
+        new TextGenerator(cpu, tokenizer).Generate(prompt, Tokens, greedy, cpuText);
+
+        Assert.Equal(cpuText.ToString(), gpuText.ToString());
+        Assert.Equal(Tokens, result.GeneratedTokens);
+        // One 4-byte token id per model run (the prompt, then each token but the last), never a logits row.
+        Assert.Equal(4L * Tokens, downloaded);
+
+        // With a repetition penalty the host needs the logits, so they come back instead.
+        before = device.DownloadedBytes;
+        new TextGenerator(gpu, tokenizer).Generate(prompt, 2, greedy with { RepeatPenalty = 1.3f }, new StringWriter());
+        Assert.Equal(2L * 4 * gpu.Config.VocabSize, device.DownloadedBytes - before);
+    }
+
+    [Fact]
     public void MaskedOffUnits_UploadNoCorrectionFactors()
     {
         string path = TinyGlqModel.WriteFile(_directory.File("glowq.glq"), new TinyGlqOptions { Method = "glowq" });

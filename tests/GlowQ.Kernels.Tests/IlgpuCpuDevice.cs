@@ -29,6 +29,9 @@ internal sealed class IlgpuCpuDevice(Accelerator accelerator) : IGpuDevice
 
     public long AllocatedBytes => _buffers.Values.Sum(b => b.Length);
 
+    /// <summary>Bytes copied device → host so far: what crossed back to the host.</summary>
+    public long DownloadedBytes { get; private set; }
+
     public DevicePointer Allocate(long bytes)
     {
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(bytes);
@@ -58,6 +61,7 @@ internal sealed class IlgpuCpuDevice(Accelerator accelerator) : IGpuDevice
     {
         accelerator.Synchronize();
         HostBytes(source, destination.Length).CopyTo(destination);
+        DownloadedBytes += destination.Length;
     }
 
     public int LoadKernel(string name)

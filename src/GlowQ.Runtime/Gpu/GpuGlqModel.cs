@@ -14,9 +14,10 @@ namespace GlowQ.Runtime.Gpu;
 /// the logits that are asked for cross to the host. The restoration mask is fixed at load time: masked-off units
 /// run the plain int4 kernel and their correction factors are never uploaded.
 /// </summary>
-public sealed class GpuGlqModel : ILanguageModel
+public sealed class GpuGlqModel : ILanguageModel, IDeviceArgmax
 {
     private const int NormChunk = 256;
+    private const int ArgmaxChunk = 256;
 
     /// <summary>The W4 kernels read codes as u32 words of eight, so a quantisation group must hold whole words.</summary>
     private const int CodesPerWord = 8;
@@ -40,7 +41,8 @@ public sealed class GpuGlqModel : ILanguageModel
     private readonly DeviceView<Half>[] _halfKeys = [], _halfValues = [];
 
     // Activations.
-    private readonly DeviceView<float> _x, _xNorm, _partialSums, _qkv, _attention, _delta, _gateUp, _hidden, _projected, _scores, _logits;
+    private readonly DeviceView<float> _x, _xNorm, _partialSums, _qkv, _attention, _delta, _gateUp, _hidden, _projected, _scores, _logits, _argmaxMaxima;
+    private readonly DeviceView<int> _argmaxIndices, _argmaxResult;
     private readonly int _normChunks;
 
     private GpuGlqModel(GlqFile file, GlqModel glq, byte[] mask, InferenceOptions options, IGpuDevice device)
@@ -93,6 +95,10 @@ public sealed class GpuGlqModel : ILanguageModel
             _projected = Allocate<float>(maxRank);
             _scores = Allocate<float>((long)_c.Heads * ContextLength);
             _logits = Allocate<float>(_c.VocabSize);
+            int argmaxChunks = (_c.VocabSize + ArgmaxChunk - 1) / ArgmaxChunk;
+            _argmaxMaxima = Allocate<float>(argmaxChunks);
+            _argmaxIndices = Allocate<int>(argmaxChunks);
+            _argmaxResult = Allocate<int>(1);
         }
         catch
         {
@@ -155,6 +161,21 @@ public sealed class GpuGlqModel : ILanguageModel
                 _device.Download(_logits, logits.Slice(allPositions ? t * vocab : 0, vocab));
             }
         }
+    }
+
+    public int ForwardArgmax(ReadOnlySpan<int> tokens, int startPosition)
+    {
+        ForwardArguments.Check(tokens, startPosition, ContextLength, _c.VocabSize, _c.VocabSize, allPositions: false);
+        for (int t = 0; t < tokens.Length; t++)
+        {
+            Step(tokens[t], startPosition + t, logits: t == tokens.Length - 1);
+        }
+
+        _kernels.LaunchArgmaxPartial(_logits, _argmaxMaxima, _argmaxIndices, _c.VocabSize, ArgmaxChunk);
+        _kernels.LaunchArgmaxFinal(_argmaxMaxima, _argmaxIndices, _argmaxResult);
+        Span<int> token = stackalloc int[1];
+        _device.Download(_argmaxResult, token);
+        return token[0];
     }
 
     /// <summary>One token through every layer at <paramref name="position"/>; the logits land in _logits when <paramref name="logits"/>.</summary>
