@@ -114,7 +114,12 @@ public static class AttentionKernels
     [GpuKernel]
     public static void AttentionSoftmax(Index1D head, ArrayView<float> scores, int span)
     {
-        int start = head.X * span;
+        SoftmaxInPlace(scores, head.X * span, span);
+    }
+
+    /// <summary>Softmax of scores[start … start + span), in place.</summary>
+    internal static void SoftmaxInPlace(ArrayView<float> scores, int start, int span)
+    {
         int end = start + span;
         float max = scores[start];
         for (int i = start + 1; i < end; i++)
@@ -285,7 +290,7 @@ public static class AttentionKernels
     /// without ties-to-even, and the cache the tests check must hold the same bits on every accelerator as the CPU
     /// engine's cache. The store is kvHeads·headDim elements per token, so the few integer ops cost nothing.
     /// </summary>
-    private static Half RoundToHalf(float value)
+    internal static Half RoundToHalf(float value)
     {
         uint bits = Interop.FloatAsInt(value);
         uint sign = (bits >> 16) & 0x8000u;
@@ -329,14 +334,14 @@ public static class AttentionKernels
     }
 
     /// <summary>Offset of (kv head of query head h, firstPosition + s) in a layer's key or value array.</summary>
-    private static long KeyOffset(int head, int s, int heads, int kvHeads, int headDim, int contextLength, int firstPosition)
+    internal static long KeyOffset(int head, int s, int heads, int kvHeads, int headDim, int contextLength, int firstPosition)
     {
         int kvHead = head / (heads / kvHeads);
         return (((long)kvHead * contextLength) + firstPosition + s) * headDim;
     }
 
     /// <summary>Offset of element (kv, d) of the token at position, given index = kv·headDim + d.</summary>
-    private static long CacheOffset(int index, int headDim, int contextLength, int position)
+    internal static long CacheOffset(int index, int headDim, int contextLength, int position)
     {
         int kvHead = index / headDim;
         int d = index - (kvHead * headDim);

@@ -3,7 +3,7 @@ using Half = ILGPU.Half;
 
 namespace GlowQ.Kernels;
 
-/// <summary>The dense pieces around the int4 projections: the fp16 output head and the SwiGLU product of separate gate/up units.</summary>
+/// <summary>The dense product around the int4 projections: the fp16 output head.</summary>
 public static class DenseKernels
 {
     /// <summary>
@@ -31,19 +31,5 @@ public static class DenseKernels
         }
 
         return sum;
-    }
-
-    /// <summary>
-    /// hidden[i] = silu(gate[i]) · up[i], for a model whose gate and up projections are separate units (layerwise and
-    /// rtn files), so each ran its own corrected GEMV. Launch with extent = the hidden width.
-    /// </summary>
-    /// <param name="index">Element i.</param>
-    /// <param name="gate">fp32: at least extent elements.</param>
-    /// <param name="up">fp32: at least extent elements.</param>
-    /// <param name="hidden">fp32: at least extent elements; element i is written (may alias gate).</param>
-    [GpuKernel]
-    public static void SwiGluProduct(Index1D index, ArrayView<float> gate, ArrayView<float> up, ArrayView<float> hidden)
-    {
-        hidden[index] = Activations.Silu(gate[index]) * up[index];
     }
 }

@@ -26,7 +26,12 @@ public static class RmsNormKernels
     public static void RmsNormPartialSums(Index1D chunk, ArrayView<float> hidden, ArrayView<float> residualDelta, ArrayView<float> partialSums, int length, int chunkLength)
     {
         int start = chunk.X * chunkLength;
-        int end = Math.Min(start + chunkLength, length);
+        partialSums[chunk] = AddResidualAndSumSquares(hidden, residualDelta, start, Math.Min(start + chunkLength, length));
+    }
+
+    /// <summary>Σ x[i]² over [start, end), after x[i] += delta[i] when a delta is given (a length-0 view: none).</summary>
+    internal static float AddResidualAndSumSquares(ArrayView<float> hidden, ArrayView<float> residualDelta, int start, int end)
+    {
         bool addResidual = residualDelta.Length > 0;
         float sum = 0f;
         for (int i = start; i < end; i++)
@@ -41,7 +46,7 @@ public static class RmsNormKernels
             sum += value * value;
         }
 
-        partialSums[chunk] = sum;
+        return sum;
     }
 
     /// <summary>
@@ -58,13 +63,18 @@ public static class RmsNormKernels
     [GpuKernel]
     public static void RmsNormApply(Index1D index, ArrayView<float> hidden, ArrayView<float> partialSums, ArrayView<float> weight, ArrayView<float> output, int length, float epsilon)
     {
+        output[index] = hidden[index] * InverseRms(partialSums, 0, partialSums.IntLength, length, epsilon) * weight[index];
+    }
+
+    /// <summary>1 / sqrt(Σ partialSums[first … first + count) / length + ε).</summary>
+    internal static float InverseRms(ArrayView<float> partialSums, int first, int count, int length, float epsilon)
+    {
         float sumOfSquares = 0f;
-        for (int c = 0; c < partialSums.IntLength; c++)
+        for (int c = first; c < first + count; c++)
         {
             sumOfSquares += partialSums[c];
         }
 
-        float scale = XMath.Rsqrt(sumOfSquares / length + epsilon);
-        output[index] = hidden[index] * scale * weight[index];
+        return XMath.Rsqrt(sumOfSquares / length + epsilon);
     }
 }

@@ -44,7 +44,7 @@ public static class RopeKernels
         Rotate(heads, first, first + half, cos[j], sin[j]);
     }
 
-    private static void Rotate(ArrayView<float> heads, int first, int second, float cos, float sin)
+    internal static void Rotate(ArrayView<float> heads, int first, int second, float cos, float sin)
     {
         float a = heads[first], b = heads[second];
         heads[first] = (a * cos) - (b * sin);

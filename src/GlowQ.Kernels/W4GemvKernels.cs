@@ -111,7 +111,7 @@ public static class W4GemvKernels
         hidden[row] = Activations.Silu(gate) * up;
     }
 
-    private static float CorrectedRow(
+    internal static float CorrectedRow(
         int row,
         ArrayView<uint> codeWords,
         ArrayView<Half> scales,

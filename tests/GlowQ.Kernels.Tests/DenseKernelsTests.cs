@@ -42,17 +42,19 @@ public sealed class DenseKernelsTests(CpuAcceleratorFixture accelerators)
     [Theory]
     [InlineData(4)]
     [InlineData(32)]
-    public void SwiGluProduct_matches_the_cpu_engine_including_large_negative_gates(int warpSize)
+    public void SwiGluRows_matches_the_cpu_engine_per_row_including_large_negative_gates(int warpSize)
     {
         Accelerator accelerator = accelerators.WithWarpSize(warpSize);
-        float[] gate = [.. DeviceData.Floats(new Random(5), 97, 8f), -120f, 95f, 0f];
+        const int Rows = 3, Width = 50;
+        float[] gate = [.. DeviceData.Floats(new Random(5), Rows * Width - 3, 8f), -120f, 95f, 0f];
         float[] up = DeviceData.Floats(new Random(6), gate.Length, 3f);
-        using var gateBuffer = accelerator.Upload(gate);
-        using var upBuffer = accelerator.Upload(up);
+        // Each row of the kernel's input holds that row's gate, then its up.
+        float[] gateUp = [.. Enumerable.Range(0, Rows).SelectMany(t => gate.Skip(t * Width).Take(Width).Concat(up.Skip(t * Width).Take(Width)))];
+        using var gateUpBuffer = accelerator.Upload(gateUp);
         using var hidden = accelerator.Zeros<float>(gate.Length);
-        var kernel = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>>(DenseKernels.SwiGluProduct);
+        var kernel = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, int>(PrefillKernels.SwiGluRows);
 
-        kernel(gate.Length, gateBuffer.View, upBuffer.View, hidden.View);
+        kernel(gate.Length, gateUpBuffer.View, hidden.View, Width);
 
         float[] expected = [.. gate];
         VectorMath.SwiGlu(expected, up, new float[gate.Length]);

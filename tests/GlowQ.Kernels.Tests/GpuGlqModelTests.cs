@@ -19,23 +19,30 @@ public sealed class GpuGlqModelTests(CpuAcceleratorFixture accelerators) : IDisp
 {
     private readonly TempDirectory _directory = new();
 
-    public static TheoryData<string, string, string, int> TinyCases => new()
+    /// <summary>Method, mask, KV cache, warp size, and prefill block: 64 runs the prompt as one block, 3 and 5 in blocks that start mid-prompt.</summary>
+    public static TheoryData<string, string, string, int, int> TinyCases => new()
     {
-        { "glowq", "all", "f32", 4 },
-        { "glowq", "none", "f32", 32 },
-        { "glowq", "alternate", "f16", 32 },
-        { "layerwise", "all", "f16", 4 },
-        { "layerwise", "alternate", "f32", 32 },
-        { "rtn", "none", "f32", 4 },
+        { "glowq", "all", "f32", 4, 64 },
+        { "glowq", "none", "f32", 32, 3 },
+        { "glowq", "alternate", "f16", 32, 3 },
+        { "layerwise", "all", "f16", 4, 64 },
+        { "layerwise", "alternate", "f32", 32, 3 },
+        { "rtn", "none", "f32", 4, 5 },
     };
 
     [Theory]
     [MemberData(nameof(TinyCases))]
-    public void Logits_MatchTheCpuRuntime_InPrefillAndDecode_ForEveryMethodMaskAndCacheType(string method, string maskName, string kvCache, int warpSize)
+    public void Logits_MatchTheCpuRuntime_InPrefillAndDecode_ForEveryMethodMaskAndCacheType(string method, string maskName, string kvCache, int warpSize, int prefillBlock)
     {
         string path = TinyGlqModel.WriteFile(_directory.File($"{method}.glq"), new TinyGlqOptions { Method = method, QkvBias = true, TiedEmbeddings = false });
         byte[] mask = Mask(path, maskName);
-        var options = new InferenceOptions { ContextLength = 32, Threads = 1, KvCacheDtype = kvCache == "f16" ? KvCacheDtype.F16 : KvCacheDtype.F32 };
+        var options = new InferenceOptions
+        {
+            ContextLength = 32,
+            Threads = 1,
+            KvCacheDtype = kvCache == "f16" ? KvCacheDtype.F16 : KvCacheDtype.F32,
+            PrefillChunk = prefillBlock,
+        };
         using var device = new IlgpuCpuDevice(accelerators.WithWarpSize(warpSize));
         using GpuGlqModel gpu = GpuGlqModel.Open(GlqFile.Open(path), device, mask, options);
         using GlqRuntimeModel cpu = GlqRuntimeModel.Open(path, mask, options);

@@ -28,7 +28,7 @@ public sealed class W4GemvKernelsTests(CpuAcceleratorFixture accelerators)
         RandomUnit unit = RandomUnit.Create(seed: 1, QkvRows, cols: 100, groupSize: 32, rank: 5, withBias: false);
         float[] x = DeviceData.Floats(new Random(2), unit.Cols);
 
-        float[] t = RunRightFactor(accelerator, unit, x);
+        float[] t = UnitBuffers.RunRightFactor(accelerator, unit, x);
 
         double[] expected = unit.Projection(x);
         Assert.Equal(unit.Rank, t.Length);
@@ -165,16 +165,6 @@ public sealed class W4GemvKernelsTests(CpuAcceleratorFixture accelerators)
         }
     }
 
-    private static float[] RunRightFactor(Accelerator accelerator, RandomUnit unit, float[] x)
-    {
-        using var rightFactor = accelerator.UploadHalves(unit.RightFactor);
-        using var input = accelerator.Upload(x);
-        using var projected = accelerator.Zeros<float>(unit.Rank);
-        var kernel = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<ILGPU.Half>, ArrayView<float>, ArrayView<float>, int>(W4GemvKernels.UnitRightFactor);
-        kernel(unit.Rank, rightFactor.View, input.View, projected.View, unit.Cols);
-        return accelerator.Download(projected);
-    }
-
     /// <summary>The launch sequence a decode step uses: t = B·x when restoring, then one thread per stacked row.</summary>
     private static float[] RunCorrected(Accelerator accelerator, RandomUnit unit, float[] x, bool restore)
     {
@@ -200,57 +190,4 @@ public sealed class W4GemvKernelsTests(CpuAcceleratorFixture accelerators)
         return accelerator.Download(hidden);
     }
 
-    /// <summary>A unit's stacked tensors on the device; absent bias and factors are length-0 views, as in production.</summary>
-    private sealed class UnitBuffers : IDisposable
-    {
-        private readonly List<MemoryBuffer> _owned = [];
-
-        public UnitBuffers(Accelerator accelerator, RandomUnit unit, float[] x, int rank)
-        {
-            CodeWords = Own(accelerator.Upload(unit.StackedCodeWords())).View;
-            Scales = Own(accelerator.UploadHalves(unit.StackedScales())).View;
-            Zeros = Own(accelerator.Upload(unit.StackedZeros())).View;
-            Input = Own(accelerator.Upload(x)).View;
-            Bias = unit.Biases is null ? ArrayView<float>.Empty : Own(accelerator.Upload(unit.StackedBias())).View;
-            if (rank > 0)
-            {
-                LeftFactors = Own(accelerator.UploadHalves(unit.StackedLeftFactors())).View;
-                Projected = Own(accelerator.Upload(RunRightFactor(accelerator, unit, x))).View;
-            }
-            else
-            {
-                LeftFactors = ArrayView<ILGPU.Half>.Empty;
-                Projected = ArrayView<float>.Empty;
-            }
-        }
-
-        public ArrayView<uint> CodeWords { get; }
-
-        public ArrayView<ILGPU.Half> Scales { get; }
-
-        public ArrayView<byte> Zeros { get; }
-
-        public ArrayView<float> Bias { get; }
-
-        public ArrayView<ILGPU.Half> LeftFactors { get; }
-
-        public ArrayView<float> Projected { get; }
-
-        public ArrayView<float> Input { get; }
-
-        public void Dispose()
-        {
-            foreach (MemoryBuffer buffer in _owned)
-            {
-                buffer.Dispose();
-            }
-        }
-
-        private T Own<T>(T buffer)
-            where T : MemoryBuffer
-        {
-            _owned.Add(buffer);
-            return buffer;
-        }
-    }
 }

@@ -1,4 +1,5 @@
 using System.Globalization;
+using GlowQ.Format;
 using GlowQ.Runtime.Cuda.Ptx;
 
 namespace GlowQ.Runtime.Cuda;
@@ -65,7 +66,22 @@ public sealed class GpuKernels
     public const string KvCacheStoreName = "KvCacheStore";
     public const string KvCacheStoreHalfName = "KvCacheStoreHalf";
     public const string HalfMatrixVectorName = "HalfMatrixVector";
-    public const string SwiGluProductName = "SwiGluProduct";
+    public const string EmbeddingLookupRowsName = "EmbeddingLookupRows";
+    public const string RmsNormRowsPartialSumsName = "RmsNormRowsPartialSums";
+    public const string RmsNormRowsApplyName = "RmsNormRowsApply";
+    public const string UnitRightFactorRowsName = "UnitRightFactorRows";
+    public const string W4GemmCorrectedName = "W4GemmCorrected";
+    public const string W4GemmSwiGluName = "W4GemmSwiGlu";
+    public const string SwiGluRowsName = "SwiGluRows";
+    public const string RopeInterleavedRowsName = "RopeInterleavedRows";
+    public const string RopeHalfSplitRowsName = "RopeHalfSplitRows";
+    public const string KvCacheStoreRowsName = "KvCacheStoreRows";
+    public const string KvCacheStoreHalfRowsName = "KvCacheStoreHalfRows";
+    public const string AttentionScoresRowsName = "AttentionScoresRows";
+    public const string AttentionScoresHalfRowsName = "AttentionScoresHalfRows";
+    public const string AttentionSoftmaxRowsName = "AttentionSoftmaxRows";
+    public const string AttentionWeightedSumRowsName = "AttentionWeightedSumRows";
+    public const string AttentionWeightedSumHalfRowsName = "AttentionWeightedSumHalfRows";
 
     /// <summary>
     /// Each wrapped kernel with a pack of the same method its launch uses, fed placeholder pointers, so the packing can
@@ -93,7 +109,22 @@ public sealed class GpuKernels
         (KvCacheStoreName, static a => PackKvCacheStore(a, Placeholder<float>(), Placeholder<float>(), Placeholder<float>(), Placeholder<float>(), 1, 1, 1, 0)),
         (KvCacheStoreHalfName, static a => PackKvCacheStoreHalf(a, Placeholder<float>(), Placeholder<float>(), Placeholder<Half>(), Placeholder<Half>(), 1, 1, 1, 0)),
         (HalfMatrixVectorName, static a => PackHalfMatrixVector(a, 1, Placeholder<Half>(), Placeholder<float>(), Placeholder<float>(), 1)),
-        (SwiGluProductName, static a => PackSwiGluProduct(a, 1, Placeholder<float>(), Placeholder<float>(), Placeholder<float>())),
+        (EmbeddingLookupRowsName, static a => PackEmbeddingLookupRows(a, 1, Placeholder<Half>(), Placeholder<int>(), Placeholder<float>(), 1)),
+        (RmsNormRowsPartialSumsName, static a => PackRmsNormRowsPartialSums(a, 1, Placeholder<float>(), Placeholder<float>(), Placeholder<float>(), 1, 1)),
+        (RmsNormRowsApplyName, static a => PackRmsNormRowsApply(a, 1, Placeholder<float>(), Placeholder<float>(), Placeholder<float>(), Placeholder<float>(), 1, 1, 1e-5f)),
+        (UnitRightFactorRowsName, static a => PackUnitRightFactorRows(a, 1, 1, Placeholder<Half>(), Placeholder<float>(), Placeholder<float>(), 1)),
+        (W4GemmCorrectedName, static a => PackW4GemmCorrected(a, 1, 1, Placeholder<uint>(), Placeholder<Half>(), Placeholder<byte>(), Placeholder<float>(), Placeholder<Half>(), Placeholder<float>(), Placeholder<float>(), Placeholder<float>(), 8, 8, 1, 1)),
+        (W4GemmSwiGluName, static a => PackW4GemmSwiGlu(a, 1, Placeholder<uint>(), Placeholder<Half>(), Placeholder<byte>(), Placeholder<float>(), Placeholder<Half>(), Placeholder<float>(), Placeholder<float>(), Placeholder<float>(), 1, 8, 8, 1)),
+        (SwiGluRowsName, static a => PackSwiGluRows(a, 1, Placeholder<float>(), Placeholder<float>(), 1)),
+        (RopeInterleavedRowsName, static a => PackRopeRows(a, 1, Placeholder<float>(), Placeholder<float>(), Placeholder<float>(), 2, 1, 2, 0)),
+        (RopeHalfSplitRowsName, static a => PackRopeRows(a, 1, Placeholder<float>(), Placeholder<float>(), Placeholder<float>(), 2, 1, 2, 0)),
+        (KvCacheStoreRowsName, static a => PackKvCacheStoreRows(a, 1, Placeholder<float>(), Placeholder<float>(), Placeholder<float>(), Placeholder<float>(), 1, 1, 1, 1, 0)),
+        (KvCacheStoreHalfRowsName, static a => PackKvCacheStoreRows(a, 1, Placeholder<float>(), Placeholder<float>(), Placeholder<Half>(), Placeholder<Half>(), 1, 1, 1, 1, 0)),
+        (AttentionScoresRowsName, static a => PackAttentionScoresRows(a, 1, Placeholder<float>(), Placeholder<float>(), Placeholder<float>(), 1, 1, 1, 1, 0, 0, 1, 1, 1f)),
+        (AttentionScoresHalfRowsName, static a => PackAttentionScoresRows(a, 1, Placeholder<float>(), Placeholder<Half>(), Placeholder<float>(), 1, 1, 1, 1, 0, 0, 1, 1, 1f)),
+        (AttentionSoftmaxRowsName, static a => PackAttentionSoftmaxRows(a, 1, Placeholder<float>(), 1, 0, 0, 1)),
+        (AttentionWeightedSumRowsName, static a => PackAttentionWeightedSumRows(a, 1, Placeholder<float>(), Placeholder<float>(), Placeholder<float>(), 1, 1, 1, 1, 0, 0, 1)),
+        (AttentionWeightedSumHalfRowsName, static a => PackAttentionWeightedSumRows(a, 1, Placeholder<float>(), Placeholder<Half>(), Placeholder<float>(), 1, 1, 1, 1, 0, 0, 1)),
     ];
 
     private readonly KernelArguments arguments = new();
@@ -116,7 +147,22 @@ public sealed class GpuKernels
     private readonly int kvCacheStore;
     private readonly int kvCacheStoreHalf;
     private readonly int halfMatrixVector;
-    private readonly int swiGluProduct;
+    private readonly int embeddingLookupRows;
+    private readonly int rmsNormRowsPartialSums;
+    private readonly int rmsNormRowsApply;
+    private readonly int unitRightFactorRows;
+    private readonly int w4GemmCorrected;
+    private readonly int w4GemmSwiGlu;
+    private readonly int swiGluRows;
+    private readonly int ropeInterleavedRows;
+    private readonly int ropeHalfSplitRows;
+    private readonly int kvCacheStoreRows;
+    private readonly int kvCacheStoreHalfRows;
+    private readonly int attentionScoresRows;
+    private readonly int attentionScoresHalfRows;
+    private readonly int attentionSoftmaxRows;
+    private readonly int attentionWeightedSumRows;
+    private readonly int attentionWeightedSumHalfRows;
 
     private GpuKernels(IGpuDevice device)
     {
@@ -139,7 +185,22 @@ public sealed class GpuKernels
         kvCacheStore = device.LoadKernel(KvCacheStoreName);
         kvCacheStoreHalf = device.LoadKernel(KvCacheStoreHalfName);
         halfMatrixVector = device.LoadKernel(HalfMatrixVectorName);
-        swiGluProduct = device.LoadKernel(SwiGluProductName);
+        embeddingLookupRows = device.LoadKernel(EmbeddingLookupRowsName);
+        rmsNormRowsPartialSums = device.LoadKernel(RmsNormRowsPartialSumsName);
+        rmsNormRowsApply = device.LoadKernel(RmsNormRowsApplyName);
+        unitRightFactorRows = device.LoadKernel(UnitRightFactorRowsName);
+        w4GemmCorrected = device.LoadKernel(W4GemmCorrectedName);
+        w4GemmSwiGlu = device.LoadKernel(W4GemmSwiGluName);
+        swiGluRows = device.LoadKernel(SwiGluRowsName);
+        ropeInterleavedRows = device.LoadKernel(RopeInterleavedRowsName);
+        ropeHalfSplitRows = device.LoadKernel(RopeHalfSplitRowsName);
+        kvCacheStoreRows = device.LoadKernel(KvCacheStoreRowsName);
+        kvCacheStoreHalfRows = device.LoadKernel(KvCacheStoreHalfRowsName);
+        attentionScoresRows = device.LoadKernel(AttentionScoresRowsName);
+        attentionScoresHalfRows = device.LoadKernel(AttentionScoresHalfRowsName);
+        attentionSoftmaxRows = device.LoadKernel(AttentionSoftmaxRowsName);
+        attentionWeightedSumRows = device.LoadKernel(AttentionWeightedSumRowsName);
+        attentionWeightedSumHalfRows = device.LoadKernel(AttentionWeightedSumHalfRowsName);
     }
 
     /// <summary>The kernels this class can launch, in the order it checks them.</summary>
@@ -492,15 +553,131 @@ public sealed class GpuKernels
         Launch(halfMatrixVector, rows);
     }
 
-    /// <summary>hidden = silu(gate) ⊙ up over <paramref name="length"/> elements.</summary>
-    public void LaunchSwiGluProduct(int length, DeviceView<float> gate, DeviceView<float> up, DeviceView<float> hidden)
+    /// <summary>Prefill: embedding rows of <paramref name="rows"/> token ids already on the device.</summary>
+    public void LaunchEmbeddingLookupRows(int rows, DeviceView<Half> table, DeviceView<int> tokens, DeviceView<float> output, int dim)
     {
-        RequireAtLeast(gate, length, nameof(gate));
-        RequireAtLeast(up, length, nameof(up));
-        RequireAtLeast(hidden, length, nameof(hidden));
-        PackSwiGluProduct(arguments.Clear(), length, gate, up, hidden);
-        Launch(swiGluProduct, length);
+        RequireAtLeast(tokens, rows, nameof(tokens));
+        RequireAtLeast(output, (long)rows * dim, nameof(output));
+        PackEmbeddingLookupRows(arguments.Clear(), rows, table, tokens, output, dim);
+        Launch(embeddingLookupRows, checked(rows * dim));
     }
+
+    /// <summary>Prefill: per-row residual add and chunk sums of squares (<paramref name="rows"/> × ⌈length/chunkLength⌉ threads).</summary>
+    public void LaunchRmsNormRowsPartialSums(int rows, DeviceView<float> hidden, DeviceView<float> residualDelta, DeviceView<float> partialSums, int length, int chunkLength)
+    {
+        var chunks = ChunkCount(length, chunkLength);
+        RequireAtLeast(hidden, (long)rows * length, nameof(hidden));
+        RequireAtLeast(partialSums, (long)rows * chunks, nameof(partialSums));
+        PackRmsNormRowsPartialSums(arguments.Clear(), rows, hidden, residualDelta, partialSums, length, chunkLength);
+        Launch(rmsNormRowsPartialSums, checked(rows * chunks));
+    }
+
+    /// <summary>Prefill: per-row normalisation with each row's own partial sums.</summary>
+    public void LaunchRmsNormRowsApply(int rows, DeviceView<float> hidden, DeviceView<float> partialSums, DeviceView<float> weight, DeviceView<float> output, int length, int chunkLength, float epsilon)
+    {
+        RequireAtLeast(output, (long)rows * length, nameof(output));
+        PackRmsNormRowsApply(arguments.Clear(), rows, hidden, partialSums, weight, output, length, ChunkCount(length, chunkLength), epsilon);
+        Launch(rmsNormRowsApply, checked(rows * length));
+    }
+
+    /// <summary>Prefill: t = B·x for every row; rank 0 launches nothing.</summary>
+    public void LaunchUnitRightFactorRows(int rows, int rank, DeviceView<Half> rightFactor, DeviceView<float> input, DeviceView<float> projected, int cols)
+    {
+        RequireAtLeast(projected, (long)rows * rank, nameof(projected));
+        PackUnitRightFactorRows(arguments.Clear(), rows, rank, rightFactor, input, projected, cols);
+        Launch(unitRightFactorRows, checked(rows * rank));
+    }
+
+    /// <summary>Prefill: the corrected W4 product of a stacked unit for every row, row t's outputs at t·outputStride.</summary>
+    public void LaunchW4GemmCorrected(
+        int rows, int totalRows, DeviceView<uint> codeWords, DeviceView<Half> scales, DeviceView<byte> zeros, DeviceView<float> bias,
+        DeviceView<Half> leftFactors, DeviceView<float> projected, DeviceView<float> input, DeviceView<float> output,
+        int cols, int groupSize, int rank, int outputStride)
+    {
+        RequireAtLeast(input, (long)rows * cols, nameof(input));
+        RequireAtLeast(output, ((long)(rows - 1) * outputStride) + totalRows, nameof(output));
+        PackW4GemmCorrected(arguments.Clear(), rows, totalRows, codeWords, scales, zeros, bias, leftFactors, projected, input, output, cols, groupSize, rank, outputStride);
+        Launch(w4GemmCorrected, checked(rows * totalRows));
+    }
+
+    /// <summary>Prefill: silu(gate)·up of a stacked gate/up unit for every row.</summary>
+    public void LaunchW4GemmSwiGlu(
+        int rows, DeviceView<uint> codeWords, DeviceView<Half> scales, DeviceView<byte> zeros, DeviceView<float> bias,
+        DeviceView<Half> leftFactors, DeviceView<float> projected, DeviceView<float> input, DeviceView<float> hidden,
+        int hiddenRows, int cols, int groupSize, int rank)
+    {
+        RequireAtLeast(input, (long)rows * cols, nameof(input));
+        RequireAtLeast(hidden, (long)rows * hiddenRows, nameof(hidden));
+        PackW4GemmSwiGlu(arguments.Clear(), rows, codeWords, scales, zeros, bias, leftFactors, projected, input, hidden, hiddenRows, cols, groupSize, rank);
+        Launch(w4GemmSwiGlu, checked(rows * hiddenRows));
+    }
+
+    /// <summary>hidden = silu(gate)·up per row, gate and up side by side in each row of <paramref name="gateUp"/>.</summary>
+    public void LaunchSwiGluRows(int rows, DeviceView<float> gateUp, DeviceView<float> hidden, int hiddenRows)
+    {
+        RequireAtLeast(gateUp, 2L * rows * hiddenRows, nameof(gateUp));
+        RequireAtLeast(hidden, (long)rows * hiddenRows, nameof(hidden));
+        PackSwiGluRows(arguments.Clear(), rows, gateUp, hidden, hiddenRows);
+        Launch(swiGluRows, checked(rows * hiddenRows));
+    }
+
+    /// <summary>Prefill RoPE in either layout: row t at position startPosition + t, its heads at t·rowStride.</summary>
+    public void LaunchRopeRows(
+        RopeLayout layout, int rows, DeviceView<float> heads, DeviceView<float> cos, DeviceView<float> sin, int headDim, int headsPerRow, int rowStride, int startPosition)
+    {
+        var pairs = RopeRowsPairCount(rows, cos, sin, headDim, headsPerRow, startPosition);
+        PackRopeRows(arguments.Clear(), rows, heads, cos, sin, headDim, headsPerRow, rowStride, startPosition);
+        Launch(layout == RopeLayout.InterleavedPairs ? ropeInterleavedRows : ropeHalfSplitRows, pairs);
+    }
+
+    /// <summary>Prefill: stores every row's k and v at positions startPosition… of an fp32 or fp16 (<see cref="Half"/>) cache.</summary>
+    public void LaunchKvCacheStoreRows<TCache>(
+        int rows, DeviceView<float> tokenKeys, DeviceView<float> tokenValues, DeviceView<TCache> keys, DeviceView<TCache> values,
+        int kvHeads, int headDim, int contextLength, int rowStride, int startPosition)
+        where TCache : unmanaged
+    {
+        var extent = CheckKvCacheStoreRows(rows, keys, values, kvHeads, headDim, contextLength, startPosition);
+        PackKvCacheStoreRows(arguments.Clear(), rows, tokenKeys, tokenValues, keys, values, headDim, contextLength, kvHeads * headDim, rowStride, startPosition);
+        Launch(ForCache<TCache>(kvCacheStoreRows, kvCacheStoreHalfRows), extent);
+    }
+
+    /// <summary>Prefill: causal attention scores of every row and head, [rows × heads × maxSpan], over an fp32 or fp16 key cache.</summary>
+    public void LaunchAttentionScoresRows<TCache>(
+        int rows, DeviceView<float> query, DeviceView<TCache> keys, DeviceView<float> scores, int heads, int kvHeads, int headDim,
+        int contextLength, int startPosition, int window, int queryStride, float scale)
+        where TCache : unmanaged
+    {
+        var extent = CheckAttentionRows(rows, keys, scores, heads, kvHeads, headDim, contextLength, startPosition);
+        PackAttentionScoresRows(arguments.Clear(), rows, query, keys, scores, heads, kvHeads, headDim, contextLength, startPosition, window, startPosition + rows, queryStride, scale);
+        Launch(ForCache<TCache>(attentionScoresRows, attentionScoresHalfRows), extent);
+    }
+
+    /// <summary>Prefill: softmax of each (row, head)'s causal span.</summary>
+    public void LaunchAttentionSoftmaxRows(int rows, DeviceView<float> scores, int heads, int startPosition, int window)
+    {
+        RequireAtLeast(scores, (long)rows * heads * (startPosition + rows), nameof(scores));
+        PackAttentionSoftmaxRows(arguments.Clear(), rows, scores, heads, startPosition, window, startPosition + rows);
+        Launch(attentionSoftmaxRows, checked(rows * heads));
+    }
+
+    /// <summary>Prefill: the attention output of every row, [rows × heads·headDim], over an fp32 or fp16 value cache.</summary>
+    public void LaunchAttentionWeightedSumRows<TCache>(
+        int rows, DeviceView<float> weights, DeviceView<TCache> values, DeviceView<float> output, int heads, int kvHeads, int headDim,
+        int contextLength, int startPosition, int window)
+        where TCache : unmanaged
+    {
+        CheckAttentionRows(rows, values, weights, heads, kvHeads, headDim, contextLength, startPosition);
+        RequireAtLeast(output, (long)rows * heads * headDim, nameof(output));
+        PackAttentionWeightedSumRows(arguments.Clear(), rows, weights, values, output, heads, kvHeads, headDim, contextLength, startPosition, window, startPosition + rows);
+        Launch(ForCache<TCache>(attentionWeightedSumRows, attentionWeightedSumHalfRows), checked(rows * heads * headDim));
+    }
+
+    /// <summary>The kernel for a cache of <typeparamref name="TCache"/>: fp32 (<see cref="float"/>) or fp16 (<see cref="Half"/>).</summary>
+    private static int ForCache<TCache>(int single, int half)
+        where TCache : unmanaged =>
+        typeof(TCache) == typeof(float) ? single
+        : typeof(TCache) == typeof(Half) ? half
+        : throw new ArgumentException($"a KV cache holds float or Half, not {typeof(TCache).Name}", nameof(TCache));
 
     internal static void PackW4GemvCorrected(
         KernelArguments packed, int totalRows, DeviceView<uint> codeWords, DeviceView<Half> scales, DeviceView<byte> zeros,
@@ -642,12 +819,156 @@ public sealed class GpuKernels
             .AddView(output.Pointer, output.Length)
             .AddInt32(cols);
 
-    internal static void PackSwiGluProduct(
-        KernelArguments packed, int length, DeviceView<float> gate, DeviceView<float> up, DeviceView<float> hidden) =>
-        packed.AddExtent(length)
-            .AddView(gate.Pointer, gate.Length)
-            .AddView(up.Pointer, up.Length)
-            .AddView(hidden.Pointer, hidden.Length);
+    internal static void PackEmbeddingLookupRows(KernelArguments packed, int rows, DeviceView<Half> table, DeviceView<int> tokens, DeviceView<float> output, int dim) =>
+        packed.AddExtent(checked(rows * dim))
+            .AddView(table.Pointer, table.Length)
+            .AddView(tokens.Pointer, tokens.Length)
+            .AddView(output.Pointer, output.Length)
+            .AddInt32(dim);
+
+    internal static void PackRmsNormRowsPartialSums(
+        KernelArguments packed, int rows, DeviceView<float> hidden, DeviceView<float> residualDelta, DeviceView<float> partialSums, int length, int chunkLength) =>
+        packed.AddExtent(checked(rows * ChunkCount(length, chunkLength)))
+            .AddView(hidden.Pointer, hidden.Length)
+            .AddView(residualDelta.Pointer, residualDelta.Length)
+            .AddView(partialSums.Pointer, partialSums.Length)
+            .AddInt32(length)
+            .AddInt32(chunkLength)
+            .AddInt32(ChunkCount(length, chunkLength));
+
+    internal static void PackRmsNormRowsApply(
+        KernelArguments packed, int rows, DeviceView<float> hidden, DeviceView<float> partialSums, DeviceView<float> weight, DeviceView<float> output,
+        int length, int chunks, float epsilon) =>
+        packed.AddExtent(checked(rows * length))
+            .AddView(hidden.Pointer, hidden.Length)
+            .AddView(partialSums.Pointer, partialSums.Length)
+            .AddView(weight.Pointer, weight.Length)
+            .AddView(output.Pointer, output.Length)
+            .AddInt32(length)
+            .AddInt32(chunks)
+            .AddFloat(epsilon);
+
+    internal static void PackUnitRightFactorRows(
+        KernelArguments packed, int rows, int rank, DeviceView<Half> rightFactor, DeviceView<float> input, DeviceView<float> projected, int cols) =>
+        packed.AddExtent(checked(rows * rank))
+            .AddView(rightFactor.Pointer, rightFactor.Length)
+            .AddView(input.Pointer, input.Length)
+            .AddView(projected.Pointer, projected.Length)
+            .AddInt32(cols)
+            .AddInt32(rank);
+
+    internal static void PackW4GemmCorrected(
+        KernelArguments packed, int rows, int totalRows, DeviceView<uint> codeWords, DeviceView<Half> scales, DeviceView<byte> zeros,
+        DeviceView<float> bias, DeviceView<Half> leftFactors, DeviceView<float> projected, DeviceView<float> input,
+        DeviceView<float> output, int cols, int groupSize, int rank, int outputStride) =>
+        packed.AddExtent(checked(rows * totalRows))
+            .AddView(codeWords.Pointer, codeWords.Length)
+            .AddView(scales.Pointer, scales.Length)
+            .AddView(zeros.Pointer, zeros.Length)
+            .AddView(bias.Pointer, bias.Length)
+            .AddView(leftFactors.Pointer, leftFactors.Length)
+            .AddView(projected.Pointer, projected.Length)
+            .AddView(input.Pointer, input.Length)
+            .AddView(output.Pointer, output.Length)
+            .AddInt32(totalRows)
+            .AddInt32(cols)
+            .AddInt32(groupSize)
+            .AddInt32(rank)
+            .AddInt32(outputStride);
+
+    internal static void PackW4GemmSwiGlu(
+        KernelArguments packed, int rows, DeviceView<uint> codeWords, DeviceView<Half> scales, DeviceView<byte> zeros,
+        DeviceView<float> bias, DeviceView<Half> leftFactors, DeviceView<float> projected, DeviceView<float> input,
+        DeviceView<float> hidden, int hiddenRows, int cols, int groupSize, int rank) =>
+        packed.AddExtent(checked(rows * hiddenRows))
+            .AddView(codeWords.Pointer, codeWords.Length)
+            .AddView(scales.Pointer, scales.Length)
+            .AddView(zeros.Pointer, zeros.Length)
+            .AddView(bias.Pointer, bias.Length)
+            .AddView(leftFactors.Pointer, leftFactors.Length)
+            .AddView(projected.Pointer, projected.Length)
+            .AddView(input.Pointer, input.Length)
+            .AddView(hidden.Pointer, hidden.Length)
+            .AddInt32(hiddenRows)
+            .AddInt32(cols)
+            .AddInt32(groupSize)
+            .AddInt32(rank);
+
+    internal static void PackSwiGluRows(KernelArguments packed, int rows, DeviceView<float> gateUp, DeviceView<float> hidden, int hiddenRows) =>
+        packed.AddExtent(checked(rows * hiddenRows))
+            .AddView(gateUp.Pointer, gateUp.Length)
+            .AddView(hidden.Pointer, hidden.Length)
+            .AddInt32(hiddenRows);
+
+    /// <summary>Both prefill RoPE layouts share one signature; only the entry differs.</summary>
+    internal static void PackRopeRows(
+        KernelArguments packed, int rows, DeviceView<float> heads, DeviceView<float> cos, DeviceView<float> sin,
+        int headDim, int headsPerRow, int rowStride, int startPosition) =>
+        packed.AddExtent(checked(rows * headsPerRow * (headDim / 2)))
+            .AddView(heads.Pointer, heads.Length)
+            .AddView(cos.Pointer, cos.Length)
+            .AddView(sin.Pointer, sin.Length)
+            .AddInt32(headDim)
+            .AddInt32(headsPerRow)
+            .AddInt32(rowStride)
+            .AddInt32(startPosition);
+
+    internal static void PackKvCacheStoreRows<TCache>(
+        KernelArguments packed, int rows, DeviceView<float> tokenKeys, DeviceView<float> tokenValues, DeviceView<TCache> keys, DeviceView<TCache> values,
+        int headDim, int contextLength, int kvDim, int rowStride, int startPosition)
+        where TCache : unmanaged =>
+        packed.AddExtent(checked(rows * kvDim))
+            .AddView(tokenKeys.Pointer, tokenKeys.Length)
+            .AddView(tokenValues.Pointer, tokenValues.Length)
+            .AddView(keys.Pointer, keys.Length)
+            .AddView(values.Pointer, values.Length)
+            .AddInt32(headDim)
+            .AddInt32(contextLength)
+            .AddInt32(kvDim)
+            .AddInt32(rowStride)
+            .AddInt32(startPosition);
+
+    internal static void PackAttentionScoresRows<TKey>(
+        KernelArguments packed, int rows, DeviceView<float> query, DeviceView<TKey> keys, DeviceView<float> scores,
+        int heads, int kvHeads, int headDim, int contextLength, int startPosition, int window, int maxSpan, int queryStride, float scale)
+        where TKey : unmanaged =>
+        packed.AddExtent(checked(rows * heads * maxSpan))
+            .AddView(query.Pointer, query.Length)
+            .AddView(keys.Pointer, keys.Length)
+            .AddView(scores.Pointer, scores.Length)
+            .AddInt32(heads)
+            .AddInt32(kvHeads)
+            .AddInt32(headDim)
+            .AddInt32(contextLength)
+            .AddInt32(startPosition)
+            .AddInt32(window)
+            .AddInt32(maxSpan)
+            .AddInt32(queryStride)
+            .AddFloat(scale);
+
+    internal static void PackAttentionSoftmaxRows(KernelArguments packed, int rows, DeviceView<float> scores, int heads, int startPosition, int window, int maxSpan) =>
+        packed.AddExtent(checked(rows * heads))
+            .AddView(scores.Pointer, scores.Length)
+            .AddInt32(heads)
+            .AddInt32(startPosition)
+            .AddInt32(window)
+            .AddInt32(maxSpan);
+
+    internal static void PackAttentionWeightedSumRows<TValue>(
+        KernelArguments packed, int rows, DeviceView<float> weights, DeviceView<TValue> values, DeviceView<float> output,
+        int heads, int kvHeads, int headDim, int contextLength, int startPosition, int window, int maxSpan)
+        where TValue : unmanaged =>
+        packed.AddExtent(checked(rows * heads * headDim))
+            .AddView(weights.Pointer, weights.Length)
+            .AddView(values.Pointer, values.Length)
+            .AddView(output.Pointer, output.Length)
+            .AddInt32(heads)
+            .AddInt32(kvHeads)
+            .AddInt32(headDim)
+            .AddInt32(contextLength)
+            .AddInt32(startPosition)
+            .AddInt32(window)
+            .AddInt32(maxSpan);
 
     /// <summary>The fp32 and fp16 score kernels share one signature but for the key cache's element type.</summary>
     private static void PackScores<TKey>(
@@ -749,6 +1070,47 @@ public sealed class GpuKernels
         RequireAtLeast(keys, cacheElements, nameof(keys));
         RequireAtLeast(values, cacheElements, nameof(values));
         return (int)tokenElements;
+    }
+
+    /// <summary>Host-side checks of a prefill KV store: the block's positions inside the cache; returns its extent.</summary>
+    private static int CheckKvCacheStoreRows<TCache>(int rows, DeviceView<TCache> keys, DeviceView<TCache> values, int kvHeads, int headDim, int contextLength, int startPosition)
+        where TCache : unmanaged
+    {
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(rows);
+        ArgumentOutOfRangeException.ThrowIfNegative(startPosition);
+        if ((long)startPosition + rows > contextLength)
+        {
+            throw new ArgumentOutOfRangeException(nameof(rows), rows, $"positions {startPosition}…{(long)startPosition + rows - 1} lie past a cache of {contextLength} positions");
+        }
+        RequireAtLeast(keys, (long)kvHeads * contextLength * headDim, nameof(keys));
+        RequireAtLeast(values, (long)kvHeads * contextLength * headDim, nameof(values));
+        RequireIndexable((long)rows * kvHeads * headDim, nameof(rows));
+        return rows * kvHeads * headDim;
+    }
+
+    /// <summary>Host-side checks of a prefill attention launch; returns the scores' extent, rows · heads · (startPosition + rows).</summary>
+    private static int CheckAttentionRows<TCache>(int rows, DeviceView<TCache> cache, DeviceView<float> scores, int heads, int kvHeads, int headDim, int contextLength, int startPosition)
+        where TCache : unmanaged
+    {
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(rows);
+        CheckAttentionShape(heads, kvHeads, headDim, contextLength, 0, startPosition + rows);
+        RequireAtLeast(cache, (long)kvHeads * contextLength * headDim, nameof(cache));
+        var extent = (long)rows * heads * (startPosition + rows);
+        RequireIndexable(extent, nameof(rows));
+        RequireAtLeast(scores, extent, nameof(scores));
+        return (int)extent;
+    }
+
+    private static int RopeRowsPairCount(int rows, DeviceView<float> cos, DeviceView<float> sin, int headDim, int headsPerRow, int startPosition)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(rows);
+        if (headDim <= 0 || headDim % 2 != 0)
+        {
+            throw new ArgumentOutOfRangeException(nameof(headDim), headDim, "RoPE rotates pairs: the head size must be even");
+        }
+        RequireAtLeast(cos, ((long)startPosition + rows) * (headDim / 2), nameof(cos));
+        RequireAtLeast(sin, ((long)startPosition + rows) * (headDim / 2), nameof(sin));
+        return checked(rows * headsPerRow * (headDim / 2));
     }
 
     /// <summary>

@@ -43,7 +43,8 @@ public sealed class GpuGlqModel : ILanguageModel, IDeviceArgmax
     // Activations.
     private readonly DeviceView<float> _x, _xNorm, _partialSums, _qkv, _attention, _delta, _gateUp, _hidden, _projected, _scores, _logits, _argmaxMaxima;
     private readonly DeviceView<int> _argmaxIndices, _argmaxResult;
-    private readonly int _normChunks;
+    private readonly DeviceView<int> _tokens;
+    private readonly int _normChunks, _qkvStride, _block;
 
     private GpuGlqModel(GlqFile file, GlqModel glq, byte[] mask, InferenceOptions options, IGpuDevice device)
     {
@@ -82,18 +83,22 @@ public sealed class GpuGlqModel : ILanguageModel, IDeviceArgmax
                 _values = [.. Enumerable.Range(0, _c.Layers).Select(_ => Allocate<float>(cacheElements))];
             }
 
+            // Activations hold a whole prefill block; a decoded token uses row 0.
+            _block = Math.Clamp(options.PrefillChunk, 1, ContextLength);
             _normChunks = (_c.Dim + NormChunk - 1) / NormChunk;
+            _qkvStride = _c.QDim + (2 * _c.KvDim);
             int maxRank = Math.Max(1, _calls.SelectMany(l => l).SelectMany(g => g).Max(call => call.Rank));
-            _x = Allocate<float>(_c.Dim);
-            _xNorm = Allocate<float>(_c.Dim);
-            _partialSums = Allocate<float>(_normChunks);
-            _qkv = Allocate<float>(_c.QDim + (2L * _c.KvDim));
-            _attention = Allocate<float>(_c.QDim);
-            _delta = Allocate<float>(_c.Dim);
-            _gateUp = Allocate<float>(2L * _c.HiddenDim);
-            _hidden = Allocate<float>(_c.HiddenDim);
-            _projected = Allocate<float>(maxRank);
-            _scores = Allocate<float>((long)_c.Heads * ContextLength);
+            _tokens = Allocate<int>(_block);
+            _x = Allocate<float>((long)_block * _c.Dim);
+            _xNorm = Allocate<float>((long)_block * _c.Dim);
+            _partialSums = Allocate<float>((long)_block * _normChunks);
+            _qkv = Allocate<float>((long)_block * _qkvStride);
+            _attention = Allocate<float>((long)_block * _c.QDim);
+            _delta = Allocate<float>((long)_block * _c.Dim);
+            _gateUp = Allocate<float>(2L * _block * _c.HiddenDim);
+            _hidden = Allocate<float>((long)_block * _c.HiddenDim);
+            _projected = Allocate<float>((long)_block * maxRank);
+            _scores = Allocate<float>((long)_block * _c.Heads * ContextLength);
             _logits = Allocate<float>(_c.VocabSize);
             int argmaxChunks = (_c.VocabSize + ArgmaxChunk - 1) / ArgmaxChunk;
             _argmaxMaxima = Allocate<float>(argmaxChunks);
@@ -152,13 +157,14 @@ public sealed class GpuGlqModel : ILanguageModel, IDeviceArgmax
     {
         ForwardArguments.Check(tokens, startPosition, ContextLength, _c.VocabSize, logits.Length, allPositions);
         int vocab = _c.VocabSize;
-        for (int t = 0; t < tokens.Length; t++)
+        for (int done = 0; done < tokens.Length; done += _block)
         {
-            bool wanted = allPositions || t == tokens.Length - 1;
-            Step(tokens[t], startPosition + t, wanted);
-            if (wanted)
+            int n = Math.Min(_block, tokens.Length - done);
+            RunBlock(tokens.Slice(done, n), startPosition + done);
+            for (int t = allPositions ? 0 : n - 1; t < n && (allPositions || done + n == tokens.Length); t++)
             {
-                _device.Download(_logits, logits.Slice(allPositions ? t * vocab : 0, vocab));
+                Head(t);
+                _device.Download(_logits, logits.Slice(allPositions ? (done + t) * vocab : 0, vocab));
             }
         }
     }
@@ -166,11 +172,14 @@ public sealed class GpuGlqModel : ILanguageModel, IDeviceArgmax
     public int ForwardArgmax(ReadOnlySpan<int> tokens, int startPosition)
     {
         ForwardArguments.Check(tokens, startPosition, ContextLength, _c.VocabSize, _c.VocabSize, allPositions: false);
-        for (int t = 0; t < tokens.Length; t++)
+        int n = 0;
+        for (int done = 0; done < tokens.Length; done += n)
         {
-            Step(tokens[t], startPosition + t, logits: t == tokens.Length - 1);
+            n = Math.Min(_block, tokens.Length - done);
+            RunBlock(tokens.Slice(done, n), startPosition + done);
         }
 
+        Head(n - 1);
         _kernels.LaunchArgmaxPartial(_logits, _argmaxMaxima, _argmaxIndices, _c.VocabSize, ArgmaxChunk);
         _kernels.LaunchArgmaxFinal(_argmaxMaxima, _argmaxIndices, _argmaxResult);
         Span<int> token = stackalloc int[1];
@@ -178,53 +187,113 @@ public sealed class GpuGlqModel : ILanguageModel, IDeviceArgmax
         return token[0];
     }
 
-    /// <summary>One token through every layer at <paramref name="position"/>; the logits land in _logits when <paramref name="logits"/>.</summary>
-    private void Step(int token, int position, bool logits)
+    /// <summary>
+    /// Tokens at positions <paramref name="start"/>… through every layer and the final norm, as one block (at most
+    /// _block tokens): the decode kernels for a single token, the prefill (rows) kernels for more.
+    /// </summary>
+    private void RunBlock(ReadOnlySpan<int> tokens, int start)
     {
-        int dim = _c.Dim;
-        _kernels.LaunchEmbeddingLookup(_embedding, _x, token, dim);
+        int n = tokens.Length, dim = _c.Dim, hidden = _c.HiddenDim;
+        if (n == 1)
+        {
+            _kernels.LaunchEmbeddingLookup(_embedding, _x, tokens[0], dim);
+        }
+        else
+        {
+            _device.Upload(tokens, _tokens);
+            _kernels.LaunchEmbeddingLookupRows(n, _embedding, _tokens, _x, dim);
+        }
+
         for (int l = 0; l < _c.Layers; l++)
         {
             // Attention block. The previous layer's down projection (in _delta) joins the residual inside the norm.
-            Norm(l == 0 ? DeviceView<float>.Empty : _delta, _attentionNorms[l]);
-            RunGroup(l, ProjectionPlan.QkvGroup, _xNorm, _qkv);
-            Attention(l, position);
-            RunGroup(l, ProjectionPlan.OutputGroup, _attention, _delta);
+            Norm(n, l == 0 ? DeviceView<float>.Empty : _delta, _attentionNorms[l]);
+            RunGroup(n, l, ProjectionPlan.QkvGroup, _xNorm, _qkv, _qkvStride);
+            Attention(n, l, start);
+            RunGroup(n, l, ProjectionPlan.OutputGroup, _attention, _delta, dim);
 
             // Feed-forward block.
-            Norm(_delta, _ffnNorms[l]);
+            Norm(n, _delta, _ffnNorms[l]);
             if (_fusedSwiGlu[l])
             {
                 GpuUnitCall call = _calls[l][ProjectionPlan.GateUpGroup][0];
-                ProjectUnit(call, _xNorm);
-                _kernels.LaunchW4GemvSwiGlu(call.Codes, call.Scales, call.Zeros, call.Bias, call.LeftFactors, _projected, _xNorm, _hidden,
-                    _c.HiddenDim, call.Cols, call.GroupSize, call.Rank);
+                ProjectUnit(n, call, _xNorm);
+                if (n == 1)
+                {
+                    _kernels.LaunchW4GemvSwiGlu(call.Codes, call.Scales, call.Zeros, call.Bias, call.LeftFactors, _projected, _xNorm, _hidden,
+                        hidden, call.Cols, call.GroupSize, call.Rank);
+                }
+                else
+                {
+                    _kernels.LaunchW4GemmSwiGlu(n, call.Codes, call.Scales, call.Zeros, call.Bias, call.LeftFactors, _projected, _xNorm, _hidden,
+                        hidden, call.Cols, call.GroupSize, call.Rank);
+                }
             }
             else
             {
-                RunGroup(l, ProjectionPlan.GateUpGroup, _xNorm, _gateUp);
-                _kernels.LaunchSwiGluProduct(_c.HiddenDim, _gateUp, _gateUp.Slice(_c.HiddenDim, _c.HiddenDim), _hidden);
+                RunGroup(n, l, ProjectionPlan.GateUpGroup, _xNorm, _gateUp, 2 * hidden);
+                _kernels.LaunchSwiGluRows(n, _gateUp, _hidden, hidden);
             }
 
-            RunGroup(l, ProjectionPlan.DownGroup, _hidden, _delta);
+            RunGroup(n, l, ProjectionPlan.DownGroup, _hidden, _delta, dim);
         }
 
-        // A prompt token whose logits nobody reads stops here: its work was to fill the KV cache.
-        if (logits)
-        {
-            Norm(_delta, _finalNorm);
-            _kernels.LaunchHalfMatrixVector(_c.VocabSize, _head, _xNorm, _logits, dim);
-        }
+        Norm(n, _delta, _finalNorm);
     }
 
-    /// <summary>_x += delta (when given), then _xNorm = rmsnorm(_x) · weight.</summary>
-    private void Norm(DeviceView<float> delta, DeviceView<float> weight)
+    /// <summary>Logits of row <paramref name="row"/> of the last block (its final-normed state) into _logits.</summary>
+    private void Head(int row) =>
+        _kernels.LaunchHalfMatrixVector(_c.VocabSize, _head, _xNorm.Slice((long)row * _c.Dim, _c.Dim), _logits, _c.Dim);
+
+    /// <summary>Each row: _x += delta (when given), then _xNorm = rmsnorm(_x) · weight.</summary>
+    private void Norm(int n, DeviceView<float> delta, DeviceView<float> weight)
     {
-        _kernels.LaunchRmsNormPartialSums(_x, delta, _partialSums, _c.Dim, NormChunk);
-        _kernels.LaunchRmsNormApply(_x, _partialSums, weight, _xNorm, _c.Dim, _c.NormEps);
+        if (n == 1)
+        {
+            DeviceView<float> partialSums = _partialSums.Slice(0, _normChunks); // the apply kernel sums every element it is given
+            _kernels.LaunchRmsNormPartialSums(_x, delta, partialSums, _c.Dim, NormChunk);
+            _kernels.LaunchRmsNormApply(_x, partialSums, weight, _xNorm, _c.Dim, _c.NormEps);
+            return;
+        }
+
+        _kernels.LaunchRmsNormRowsPartialSums(n, _x, delta, _partialSums, _c.Dim, NormChunk);
+        _kernels.LaunchRmsNormRowsApply(n, _x, _partialSums, weight, _xNorm, _c.Dim, NormChunk, _c.NormEps);
     }
 
-    private void Attention(int layer, int position)
+    private void Attention(int n, int layer, int start)
+    {
+        if (n == 1)
+        {
+            DecodeAttention(layer, start);
+            return;
+        }
+
+        int qDim = _c.QDim, kvDim = _c.KvDim, headDim = _c.HeadDim, window = _c.SlidingWindow ?? 0;
+        DeviceView<float> k = _qkv.Slice(qDim, _qkv.Length - qDim), v = _qkv.Slice(qDim + kvDim, _qkv.Length - qDim - kvDim);
+        _kernels.LaunchRopeRows(_c.RopeLayout, n, _qkv, _cos, _sin, headDim, _c.Heads, _qkvStride, start);
+        _kernels.LaunchRopeRows(_c.RopeLayout, n, k, _cos, _sin, headDim, _c.KvHeads, _qkvStride, start);
+        if (KvCacheDtype == KvCacheDtype.F16)
+        {
+            BlockAttention(n, k, v, _halfKeys[layer], _halfValues[layer], start, window);
+        }
+        else
+        {
+            BlockAttention(n, k, v, _keys[layer], _values[layer], start, window);
+        }
+    }
+
+    /// <summary>Stores the block's keys and values, then its causal attention into _attention.</summary>
+    private void BlockAttention<TCache>(int n, DeviceView<float> k, DeviceView<float> v, DeviceView<TCache> keys, DeviceView<TCache> values, int start, int window)
+        where TCache : unmanaged
+    {
+        int headDim = _c.HeadDim;
+        _kernels.LaunchKvCacheStoreRows(n, k, v, keys, values, _c.KvHeads, headDim, ContextLength, _qkvStride, start);
+        _kernels.LaunchAttentionScoresRows(n, _qkv, keys, _scores, _c.Heads, _c.KvHeads, headDim, ContextLength, start, window, _qkvStride, _attentionScale);
+        _kernels.LaunchAttentionSoftmaxRows(n, _scores, _c.Heads, start, window);
+        _kernels.LaunchAttentionWeightedSumRows(n, _scores, values, _attention, _c.Heads, _c.KvHeads, headDim, ContextLength, start, window);
+    }
+
+    private void DecodeAttention(int layer, int position)
     {
         int qDim = _c.QDim, kvDim = _c.KvDim, headDim = _c.HeadDim;
         DeviceView<float> q = _qkv.Slice(0, qDim), k = _qkv.Slice(qDim, kvDim), v = _qkv.Slice(qDim + kvDim, kvDim);
@@ -259,31 +328,51 @@ public sealed class GpuGlqModel : ILanguageModel, IDeviceArgmax
         }
     }
 
-    /// <summary>Every call of a group over <paramref name="input"/>, each writing its members' rows at their offsets in <paramref name="output"/>.</summary>
-    private void RunGroup(int layer, int group, DeviceView<float> input, DeviceView<float> output)
+    /// <summary>
+    /// Every call of a group over <paramref name="input"/> ([n × cols]), each writing its members' rows at their offsets in
+    /// each row of <paramref name="output"/> (rows <paramref name="outputStride"/> apart).
+    /// </summary>
+    private void RunGroup(int n, int layer, int group, DeviceView<float> input, DeviceView<float> output, int outputStride)
     {
         foreach (GpuUnitCall call in _calls[layer][group])
         {
-            ProjectUnit(call, input);
+            ProjectUnit(n, call, input);
             foreach (GpuLaunch launch in call.Launches)
             {
-                _kernels.LaunchW4GemvCorrected(launch.Rows,
-                    call.Codes.Slice((long)launch.FirstRow * call.WordsPerRow, (long)launch.Rows * call.WordsPerRow),
-                    call.Scales.Slice((long)launch.FirstRow * call.Groups, (long)launch.Rows * call.Groups),
-                    call.Zeros.Slice((long)launch.FirstRow * call.ZeroBytesPerRow, (long)launch.Rows * call.ZeroBytesPerRow),
-                    call.Bias.IsEmpty ? call.Bias : call.Bias.Slice(launch.FirstRow, launch.Rows),
-                    call.Rank == 0 ? call.LeftFactors : call.LeftFactors.Slice((long)launch.FirstRow * call.Rank, (long)launch.Rows * call.Rank),
-                    _projected, input, output.Slice(launch.OutputOffset, launch.Rows), call.Cols, call.GroupSize, call.Rank);
+                DeviceView<uint> codes = call.Codes.Slice((long)launch.FirstRow * call.WordsPerRow, (long)launch.Rows * call.WordsPerRow);
+                DeviceView<Half> scales = call.Scales.Slice((long)launch.FirstRow * call.Groups, (long)launch.Rows * call.Groups);
+                DeviceView<byte> zeros = call.Zeros.Slice((long)launch.FirstRow * call.ZeroBytesPerRow, (long)launch.Rows * call.ZeroBytesPerRow);
+                DeviceView<float> bias = call.Bias.IsEmpty ? call.Bias : call.Bias.Slice(launch.FirstRow, launch.Rows);
+                DeviceView<Half> leftFactors = call.Rank == 0 ? call.LeftFactors : call.LeftFactors.Slice((long)launch.FirstRow * call.Rank, (long)launch.Rows * call.Rank);
+                if (n == 1)
+                {
+                    _kernels.LaunchW4GemvCorrected(launch.Rows, codes, scales, zeros, bias, leftFactors, _projected, input,
+                        output.Slice(launch.OutputOffset, launch.Rows), call.Cols, call.GroupSize, call.Rank);
+                }
+                else
+                {
+                    _kernels.LaunchW4GemmCorrected(n, launch.Rows, codes, scales, zeros, bias, leftFactors, _projected, input,
+                        output.Slice(launch.OutputOffset, output.Length - launch.OutputOffset), call.Cols, call.GroupSize, call.Rank, outputStride);
+                }
             }
         }
     }
 
-    /// <summary>t = B·x for a restored unit; nothing for a plain or masked-off one.</summary>
-    private void ProjectUnit(GpuUnitCall call, DeviceView<float> input)
+    /// <summary>t = B·x of every row for a restored unit; nothing for a plain or masked-off one.</summary>
+    private void ProjectUnit(int n, GpuUnitCall call, DeviceView<float> input)
     {
-        if (call.Rank > 0)
+        if (call.Rank == 0)
+        {
+            return;
+        }
+
+        if (n == 1)
         {
             _kernels.LaunchUnitRightFactor(call.Rank, call.RightFactor, input, _projected, call.Cols);
+        }
+        else
+        {
+            _kernels.LaunchUnitRightFactorRows(n, call.Rank, call.RightFactor, input, _projected, call.Cols);
         }
     }
 

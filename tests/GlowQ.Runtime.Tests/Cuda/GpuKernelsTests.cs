@@ -7,10 +7,12 @@ public sealed class GpuKernelsTests
 {
     private static readonly string[] AllKernels =
     [
-        "ArgmaxFinal", "ArgmaxPartial", "AttentionScores", "AttentionScoresHalf", "AttentionSoftmax",
-        "AttentionWeightedSum", "AttentionWeightedSumHalf", "EmbeddingLookup", "HalfMatrixVector", "KvCacheStore", "KvCacheStoreHalf",
-        "RmsNormApply", "RmsNormPartialSums", "RopeHalfSplit", "RopeInterleaved", "SwiGluProduct", "UnitRightFactor",
-        "W4GemvCorrected", "W4GemvSwiGlu",
+        "ArgmaxFinal", "ArgmaxPartial", "AttentionScores", "AttentionScoresHalf", "AttentionScoresHalfRows", "AttentionScoresRows",
+        "AttentionSoftmax", "AttentionSoftmaxRows", "AttentionWeightedSum", "AttentionWeightedSumHalf", "AttentionWeightedSumHalfRows",
+        "AttentionWeightedSumRows", "EmbeddingLookup", "EmbeddingLookupRows", "HalfMatrixVector", "KvCacheStore", "KvCacheStoreHalf",
+        "KvCacheStoreHalfRows", "KvCacheStoreRows", "RmsNormApply", "RmsNormPartialSums", "RmsNormRowsApply", "RmsNormRowsPartialSums",
+        "RopeHalfSplit", "RopeHalfSplitRows", "RopeInterleaved", "RopeInterleavedRows", "SwiGluRows", "UnitRightFactor", "UnitRightFactorRows",
+        "W4GemmCorrected", "W4GemmSwiGlu", "W4GemvCorrected", "W4GemvSwiGlu",
     ];
 
     [Fact]
