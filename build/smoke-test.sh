@@ -86,7 +86,24 @@ check_bundled_model_reproduces() {
   rm -rf "$dir"
 }
 
-checks=(generate chat out_of_space bundled_model bundled_model_reproduces)
+# The latency harness on the bundled model with tiny settings: every output file, a row per configuration and length.
+check_bench() {
+  local dir rows
+  dir=$(mktemp -d)
+  glowq bench --prompt-lengths 8,32 --gen 4 --repeats 2 --warmup 1 --restore none,all --backend cpu --bandwidth-gbs 10 \
+    --out "$dir" -q >"$dir/stdout.md" || { fail "exit $?"; rm -rf "$dir"; return 1; }
+  for file in report.md report.json decode.png ttfb.png roofline.png; do
+    [ -s "$dir/$file" ] || { fail "$file missing or empty"; rm -rf "$dir"; return 1; }
+  done
+  cmp -s "$dir/stdout.md" "$dir/report.md" || { fail "stdout differs from report.md"; rm -rf "$dir"; return 1; }
+  rows=$(grep -c '^| stories260K.glq | glowq | ' "$dir/report.md" || true)
+  [ "$rows" -eq 4 ] || { fail "expected 4 table rows (2 restorations x 2 prompt lengths), found $rows"; rm -rf "$dir"; return 1; }
+  grep -q '"configurations"' "$dir/report.json" || { fail "report.json has no configurations"; rm -rf "$dir"; return 1; }
+  [ "$(head -c 4 "$dir/decode.png" | tail -c 3)" == "PNG" ] || { fail "decode.png is not a PNG image"; rm -rf "$dir"; return 1; }
+  rm -rf "$dir"
+}
+
+checks=(generate chat out_of_space bundled_model bundled_model_reproduces bench)
 
 failed=0
 for current in "${checks[@]}"; do

@@ -300,23 +300,7 @@ internal sealed class CommonOptions(CliDefaults defaults)
         }
 
         double fraction = restore is null ? profileFraction!.Value : RestoreOption.Parse(restore);
-
-        if (units == 0)
-        {
-            return [];
-        }
-
-        string name = metric
-            ?? ImportanceMetrics.Names.FirstOrDefault(model.Scores.ContainsKey)
-            ?? model.Scores.Keys.Order(StringComparer.Ordinal).FirstOrDefault()
-            ?? throw new CliUsageException("the file stores no importance scores; --restore takes only 'all' or 'none'");
-        if (!model.Scores.TryGetValue(name, out float[]? scores))
-        {
-            throw new CliUsageException(
-                $"the file has no '{name}' scores; it stores {(model.Scores.Count == 0 ? "none" : string.Join(", ", model.Scores.Keys.Order(StringComparer.Ordinal)))}");
-        }
-
-        return ImportanceMetrics.TopFraction(scores, fraction);
+        return RestoreOption.TopFraction(model, fraction, metric);
     }
 }
 

@@ -60,6 +60,7 @@ public static class GlowQCommandLine
             ConvertCommand.Create(stdout, stderr),
             EvalCommand.Create(stdout, stderr),
             SynthCommand.Create(stdout, stderr),
+            BenchCommand.Create(stdout, stderr, defaults),
             InspectCommand.Create(stdout),
             VerifyCommand.Create(stdout, stderr),
         };

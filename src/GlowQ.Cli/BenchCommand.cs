@@ -1,0 +1,275 @@
+using System.CommandLine;
+using System.Diagnostics;
+using System.Globalization;
+using System.Reflection;
+using System.Runtime.InteropServices;
+using GlowQ.Converter;
+using GlowQ.Engine;
+using GlowQ.Format.Glq;
+using GlowQ.Runtime.Benchmarks;
+using GlowQ.Runtime.Cuda;
+using GlowQ.Runtime.Gpu;
+using GlowQ.Runtime.Model;
+using GlowQ.Runtime.Profiles;
+
+namespace GlowQ.Cli;
+
+/// <summary>
+/// <c>glowq bench</c>: on-device latency of one or more .glq files at several restoration fractions and prompt
+/// lengths, in one process so every ratio is taken on the same machine state. Prints a markdown table; with --out,
+/// writes it, the JSON report and PNG plots (decode tokens/s, TTFB and % of roofline against the restored fraction) there.
+/// </summary>
+internal static class BenchCommand
+{
+    public static Command Create(TextWriter stdout, TextWriter stderr, CliDefaults defaults)
+    {
+        var models = new Option<string[]>("--model", "-m")
+        {
+            Description = "A .glq file to measure; repeat for several (rtn, layerwise and glowq conversions of one model are compared). Default: the bundled stories260K.glq.",
+            AllowMultipleArgumentsPerToken = false,
+        };
+        var backend = new Option<string>("--backend")
+        {
+            Description = "cuda, cpu, or auto (cuda when a device answers, else cpu).",
+            DefaultValueFactory = _ => defaults.Settings.Model.Backend,
+        };
+        var promptLengths = new Option<string>("--prompt-lengths")
+        {
+            Description = "Comma-separated prompt lengths in tokens; lengths that do not fit a model's context with --gen are skipped with a notice.",
+            DefaultValueFactory = _ => "16,128,512,2048",
+        };
+        var generated = new Option<int>("--gen") { Description = "Tokens generated after each prompt (≥ 2): the first is timed as TTFB, the rest as decoding.", DefaultValueFactory = _ => 128 };
+        var repeats = new Option<int>("--repeats") { Description = "Measured runs per prompt length (median, min and max are reported).", DefaultValueFactory = _ => 5 };
+        var warmup = new Option<int>("--warmup") { Description = "Unmeasured runs before them.", DefaultValueFactory = _ => 1 };
+        var restore = new Option<string>("--restore")
+        {
+            Description = "Comma-separated restoration settings to measure per file: none, all, or fractions of units ranked by --metric. Files without units run once (none).",
+            DefaultValueFactory = _ => "none,all,0.25,0.5,0.75",
+        };
+        var metric = new Option<string?>("--metric") { Description = "Stored importance score ranking units for fractions (default: gsvd, or the file's first)." };
+        var profile = new Option<string?>("--profile")
+        {
+            Description = "Device profile (name or .json path): its memory bandwidth is the roofline on a GPU, its KV cache dtype the default. Default: the detected Jetson, else cpu.",
+            DefaultValueFactory = _ => defaults.Settings.Model.Profile,
+        };
+        var threads = new Option<int>("--threads", "-t") { Description = "CPU worker threads (0: one per core).", DefaultValueFactory = _ => defaults.Settings.Model.Threads };
+        var kvCache = new Option<string?>("--kv-cache") { Description = "KV cache element type, f16 or f32 (default: the profile's)." };
+        var bandwidth = new Option<double?>("--bandwidth-gbs")
+        {
+            Description = "Memory bandwidth for the roofline, GB/s. Default: measured on the host for cpu, the profile's figure for cuda.",
+        };
+        var output = new Option<string?>("--out") { Description = "Directory for report.md, report.json and the plots decode.png, ttfb.png, roofline.png (created if missing)." };
+        var quiet = new Option<bool>("--quiet", "-q") { Description = "No progress lines." };
+
+        var command = new Command("bench", "On-device latency: TTFB, prefill and decode tokens/s, memory and % of the memory-bandwidth roofline, per file, restoration and prompt length.");
+        foreach (Option option in new Option[] { models, backend, promptLengths, generated, repeats, warmup, restore, metric, profile, threads, kvCache, bandwidth, output, quiet })
+        {
+            command.Options.Add(option);
+        }
+
+        command.SetAction(parse =>
+        {
+            int[] lengths = [.. ParseList(parse.GetValue(promptLengths)!, "--prompt-lengths", s => int.TryParse(s, NumberStyles.None, CultureInfo.InvariantCulture, out int v) && v >= 1)
+                .Select(s => int.Parse(s, CultureInfo.InvariantCulture))];
+            string[] restores = ParseList(parse.GetValue(restore)!, "--restore", s => s is "all" or "none" || (double.TryParse(s, NumberStyles.Float, CultureInfo.InvariantCulture, out double f) && f is >= 0 and <= 1));
+            var settings = new LatencySettings(lengths, parse.GetValue(generated), parse.GetValue(repeats), parse.GetValue(warmup));
+            if (settings.Problem() is string problem)
+            {
+                throw new CliUsageException(problem.Replace("generated tokens", "--gen", StringComparison.Ordinal)
+                    .Replace("repeats", "--repeats", StringComparison.Ordinal).Replace("warm-up runs", "--warmup", StringComparison.Ordinal));
+            }
+
+            int threadCount = parse.GetValue(threads);
+            if (threadCount < 0)
+            {
+                throw new CliUsageException($"--threads must be ≥ 0, got {threadCount}");
+            }
+
+            string? profileName = parse.GetValue(profile);
+            DeviceProfile deviceProfile = DeviceProfiles.Resolve(profileName);
+            string kvName = parse.GetValue(kvCache) ?? deviceProfile.KvCacheDtype;
+            if (!KvCacheDtypes.TryParse(kvName, out KvCacheDtype kvDtype))
+            {
+                throw new CliUsageException($"--kv-cache must be f16 or f32, got '{kvName}'");
+            }
+
+            string backendName = parse.GetValue(backend) ?? "auto";
+            CudaProbeResult? cuda = backendName switch
+            {
+                "cpu" => null,
+                "cuda" or "auto" => CudaAvailability.Probe(),
+                _ => throw new CliUsageException($"--backend must be auto, cuda or cpu, got '{backendName}'"),
+            };
+            if (backendName == "cuda" && cuda is { IsAvailable: false })
+            {
+                throw new CliUsageException($"--backend cuda: {cuda.Describe()}");
+            }
+
+            bool onGpu = cuda is { IsAvailable: true };
+            using var interrupt = new InterruptCancellation(stderr);
+            CancellationToken cancellation = interrupt.Token;
+            bool showProgress = !parse.GetValue(quiet);
+            if (showProgress && backendName == "auto" && !onGpu)
+            {
+                stderr.WriteLine($"bench: no GPU ({cuda!.Describe()}): measuring the CPU backend");
+            }
+
+            (double? bandwidthGbs, string bandwidthSource) = Bandwidth(parse.GetValue(bandwidth), onGpu, deviceProfile, threadCount, showProgress ? stderr : null);
+            string[] paths = parse.GetValue(models) is { Length: > 0 } given ? given : [""];
+            var progress = new ProgressDisplay(stderr, "bench", ProgressDisplay.IsTerminal(stderr), !showProgress);
+            var configurations = new List<BenchmarkConfiguration>();
+            var benchmark = new LatencyBenchmark();
+            foreach (string path in paths)
+            {
+                using GlqFile probe = Open(path);
+                GlqModel glq = GlqModel.Read(probe);
+                int[] fitting = [.. lengths.Where(l => l + settings.GeneratedTokens <= glq.Config.MaxSequenceLength)];
+                if (fitting.Length < lengths.Length && showProgress)
+                {
+                    progress.Notice($"{probe.Name}: skipping prompt lengths {string.Join(',', lengths.Except(fitting))} (with --gen {settings.GeneratedTokens} they exceed its context of {glq.Config.MaxSequenceLength})");
+                }
+
+                if (fitting.Length == 0)
+                {
+                    throw new CliUsageException($"{probe.Name}: no prompt length fits its context of {glq.Config.MaxSequenceLength} tokens with --gen {settings.GeneratedTokens}");
+                }
+
+                LatencySettings fileSettings = settings with { PromptLengths = fitting };
+                foreach (string restoreSetting in glq.Units.Count == 0 ? ["none"] : restores)
+                {
+                    byte[] mask = Mask(glq, restoreSetting, parse.GetValue(metric));
+                    var options = new InferenceOptions { ContextLength = fileSettings.ContextNeeded, Threads = threadCount, KvCacheDtype = kvDtype };
+                    GlqFile file = Open(path);
+                    using ILanguageModel model = onGpu ? OpenGpu(file, mask, options) : GlqRuntimeModel.Open(file, mask, options);
+                    string label = $"{file.Name} {glq.Method} restore {restoreSetting}";
+                    int runsPerLength = fileSettings.WarmupRuns + fileSettings.Repeats;
+                    progress.BeginStage(label, fitting.Length * runsPerLength);
+                    int done = 0;
+                    IReadOnlyList<PromptLengthResult> results = benchmark.Measure(model, fileSettings, (length, run, runs, isWarmup) =>
+                        progress.Advance(done++, $"prompt {length}, {(isWarmup ? "warm-up" : "run")} {run + 1}/{runs}"), cancellation);
+                    progress.Advance(fitting.Length * runsPerLength);
+
+                    long weightBytes = DecodeTraffic.WeightBytes(file, glq, mask);
+                    PromptLengthResult longest = results.MaxBy(r => r.PromptTokens)!;
+                    long kvBytes = DecodeTraffic.KvBytes(glq.Config, kvDtype.ElementBytes(), longest.PromptTokens + (fileSettings.GeneratedTokens / 2));
+                    double achieved = (weightBytes + kvBytes) * longest.DecodeTokensPerSecond.Median / 1e9;
+                    configurations.Add(new BenchmarkConfiguration(
+                        file.Name, glq.Method, restoreSetting, mask.Count(m => m != 0), mask.Length, onGpu ? "cuda" : "cpu",
+                        weightBytes, glq.CorrectionBytes(file, mask), kvBytes, achieved, bandwidthGbs is double b ? achieved / b : null,
+                        Process.GetCurrentProcess().PeakWorkingSet64, model is GpuGlqModel gpu ? gpu.DeviceBytes : null, results));
+                }
+            }
+
+            var report = new BenchmarkReport(
+                DateTime.UtcNow.ToString("yyyy-MM-dd HH:mm 'UTC'", CultureInfo.InvariantCulture),
+                "glowq " + string.Join(' ', parse.Tokens.Select(t => t.Value)),
+                typeof(BenchCommand).Assembly.GetCustomAttribute<AssemblyInformationalVersionAttribute>()?.InformationalVersion ?? "unknown",
+                CpuModel(),
+                Environment.ProcessorCount,
+                $"{RuntimeInformation.OSDescription} {RuntimeInformation.OSArchitecture}",
+                onGpu ? cuda!.Describe() : $"CPU, {(threadCount == 0 ? Environment.ProcessorCount : threadCount)} threads",
+                onGpu ? cuda!.Device!.DriverVersionText : null,
+                deviceProfile.Name,
+                bandwidthGbs,
+                bandwidthSource,
+                settings.GeneratedTokens,
+                settings.Repeats,
+                settings.WarmupRuns,
+                kvDtype.Name(),
+                configurations,
+                BenchmarkReport.Compare(configurations));
+
+            string markdown = report.ToMarkdown();
+            stdout.Write(markdown);
+            if (parse.GetValue(output) is string directory)
+            {
+                Directory.CreateDirectory(directory);
+                File.WriteAllText(Path.Combine(directory, "report.md"), markdown);
+                File.WriteAllText(Path.Combine(directory, "report.json"), report.ToJson());
+                IReadOnlyList<(string FileName, GlowQ.Converter.Evaluation.LineChart Chart)> charts = BenchCharts.For(report);
+                foreach ((string fileName, GlowQ.Converter.Evaluation.LineChart chart) in charts)
+                {
+                    File.WriteAllBytes(Path.Combine(directory, fileName), chart.RenderPng());
+                }
+
+                if (showProgress)
+                {
+                    stderr.WriteLine($"bench: wrote report.md, report.json and {string.Join(", ", charts.Select(c => c.FileName))} to {directory}");
+                }
+            }
+
+            return GlowQCommandLine.ExitOk;
+        });
+        return command;
+    }
+
+    private static GlqFile Open(string path) => path.Length == 0 ? BundledModel.Open() : GlqFile.Open(path);
+
+    private static GpuGlqModel OpenGpu(GlqFile file, byte[] mask, InferenceOptions options)
+    {
+        CudaGpuDevice device = CudaGpuDevice.Open();
+        try
+        {
+            return GpuGlqModel.Open(file, device, mask, options);
+        }
+        catch
+        {
+            device.Dispose();
+            file.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>The mask of one --restore entry: all, none, or the top fraction of units by the metric's stored scores.</summary>
+    private static byte[] Mask(GlqModel glq, string restore, string? metric) => restore is "all" or "none"
+        ? [.. Enumerable.Repeat(restore == "all" ? (byte)1 : (byte)0, glq.Units.Count)]
+        : RestoreOption.TopFraction(glq, RestoreOption.Parse(restore), metric);
+
+    /// <summary>The roofline's bandwidth and where it came from: the option, a measurement of the host, or the profile.</summary>
+    private static (double? Gbs, string Source) Bandwidth(double? given, bool onGpu, DeviceProfile profile, int threads, TextWriter? log)
+    {
+        if (given is double value)
+        {
+            return value > 0 && double.IsFinite(value) ? (value, "--bandwidth-gbs") : throw new CliUsageException($"--bandwidth-gbs must be > 0, got {value}");
+        }
+
+        if (onGpu)
+        {
+            return profile.MemoryBandwidthGbs is double nominal ? (nominal, $"profile {profile.Name}, nominal") : (null, "unknown: the profile has none; pass --bandwidth-gbs");
+        }
+
+        log?.WriteLine("bench: measuring host memory bandwidth");
+        double measured = HostMemoryBandwidth.MeasureGbs(threads);
+        return (measured, $"measured: host read, {(threads == 0 ? Environment.ProcessorCount : threads)} threads, best of 5 passes over 256 MiB");
+    }
+
+    private static string[] ParseList(string text, string option, Func<string, bool> valid)
+    {
+        string[] items = text.Split(',', StringSplitOptions.TrimEntries);
+        return items.FirstOrDefault(item => !valid(item)) is string bad
+            ? throw new CliUsageException($"{option}: '{bad}' is not a valid entry (in '{text}')")
+            : items;
+    }
+
+    /// <summary>The CPU's model name from /proc/cpuinfo, or the architecture where there is none.</summary>
+    private static string CpuModel()
+    {
+        try
+        {
+            string? line = File.ReadLines("/proc/cpuinfo").FirstOrDefault(l => l.StartsWith("model name", StringComparison.Ordinal));
+            if (line is not null)
+            {
+                return line[(line.IndexOf(':', StringComparison.Ordinal) + 1)..].Trim();
+            }
+        }
+        catch (IOException)
+        {
+            // Not Linux, or no procfs: the architecture still says something.
+        }
+        catch (UnauthorizedAccessException)
+        {
+        }
+
+        return RuntimeInformation.ProcessArchitecture.ToString();
+    }
+}

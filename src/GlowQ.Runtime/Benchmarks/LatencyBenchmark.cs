@@ -1,0 +1,159 @@
+using System.Numerics.Tensors;
+using GlowQ.Engine;
+
+namespace GlowQ.Runtime.Benchmarks;
+
+/// <summary>What one benchmark configuration runs: prompt lengths, tokens generated after each prompt, runs.</summary>
+/// <param name="PromptLengths">Prompt lengths in tokens, each ≥ 1; prompt + generated tokens must fit the context.</param>
+/// <param name="GeneratedTokens">Tokens generated after each prompt, ≥ 2: the first comes from the prompt's own logits (TTFB), the rest time decoding.</param>
+/// <param name="Repeats">Measured runs per prompt length, ≥ 1; the statistics are over these.</param>
+/// <param name="WarmupRuns">Unmeasured runs first (JIT, caches, clocks), ≥ 0.</param>
+public sealed record LatencySettings(IReadOnlyList<int> PromptLengths, int GeneratedTokens, int Repeats, int WarmupRuns = 1)
+{
+    /// <summary>The positions a model needs to run these settings.</summary>
+    public int ContextNeeded => PromptLengths.Max() + GeneratedTokens;
+
+    /// <summary>One-line error for unusable settings, or null.</summary>
+    public string? Problem() =>
+        PromptLengths.Count == 0 ? "no prompt lengths"
+        : PromptLengths.Any(l => l < 1) ? $"prompt lengths must be ≥ 1, got {PromptLengths.First(l => l < 1)}"
+        : GeneratedTokens < 2 ? $"generated tokens must be ≥ 2 (the first is timed as TTFB, the rest as decoding), got {GeneratedTokens}"
+        : Repeats < 1 ? $"repeats must be ≥ 1, got {Repeats}"
+        : WarmupRuns < 0 ? $"warm-up runs must be ≥ 0, got {WarmupRuns}"
+        : null;
+}
+
+/// <summary>Median, minimum and maximum of a measured quantity over the repeats.</summary>
+public sealed record Spread(double Median, double Min, double Max)
+{
+    /// <summary>The spread of <paramref name="values"/> (at least one); an even count takes the mean of the middle two.</summary>
+    public static Spread Of(IReadOnlyCollection<double> values)
+    {
+        ArgumentNullException.ThrowIfNull(values);
+        if (values.Count == 0)
+        {
+            throw new ArgumentException("no values", nameof(values));
+        }
+
+        double[] sorted = [.. values.Order()];
+        int middle = sorted.Length / 2;
+        double median = sorted.Length % 2 == 1 ? sorted[middle] : (sorted[middle - 1] + sorted[middle]) / 2;
+        return new Spread(median, sorted[0], sorted[^1]);
+    }
+}
+
+/// <summary>One prompt length's measurements.</summary>
+/// <param name="PromptTokens">The prompt's length.</param>
+/// <param name="TtfbMs">Prompt submitted → first generated token available (prefill and the first token's choice), ms.</param>
+/// <param name="PrefillTokensPerSecond">Prompt tokens over the TTFB.</param>
+/// <param name="DecodeTokensPerSecond">Tokens after the first over the time they took (each one a single-token step).</param>
+public sealed record PromptLengthResult(int PromptTokens, Spread TtfbMs, Spread PrefillTokensPerSecond, Spread DecodeTokensPerSecond);
+
+/// <summary>
+/// Latency of a model the way a user meets it: a prompt of a given length, the time to the first generated token,
+/// then greedy decoding one token at a time. Greedy choice runs where the logits are (<see cref="IDeviceArgmax"/> on a
+/// GPU), so the numbers include what generation really moves. The prompt is fixed pseudo-random token ids, so every
+/// configuration of one run sees the same tokens; the model's cache is simply overwritten from position 0 each run.
+/// </summary>
+public sealed class LatencyBenchmark(TimeProvider clock)
+{
+    public LatencyBenchmark()
+        : this(TimeProvider.System)
+    {
+    }
+
+    /// <summary>Measures every prompt length of <paramref name="settings"/> on <paramref name="model"/>.</summary>
+    /// <param name="progress">Called before each run with (prompt length, run index, runs per length, is warm-up).</param>
+    public IReadOnlyList<PromptLengthResult> Measure(
+        ILanguageModel model, LatencySettings settings, Action<int, int, int, bool>? progress = null, CancellationToken cancellation = default)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        ArgumentNullException.ThrowIfNull(settings);
+        if (settings.Problem() is string problem)
+        {
+            throw new ArgumentException(problem, nameof(settings));
+        }
+
+        if (settings.ContextNeeded > model.ContextLength)
+        {
+            throw new ArgumentException(
+                $"the longest prompt ({settings.PromptLengths.Max()}) plus {settings.GeneratedTokens} generated tokens needs {settings.ContextNeeded} positions; the model's context holds {model.ContextLength}");
+        }
+
+        var logits = new float[model.Config.VocabSize];
+        var history = new int[settings.ContextNeeded];
+        var results = new List<PromptLengthResult>();
+        foreach (int length in settings.PromptLengths)
+        {
+            FillPrompt(history.AsSpan(0, length), model.Config.VocabSize);
+            var ttfb = new List<double>();
+            var prefill = new List<double>();
+            var decode = new List<double>();
+            int runs = settings.WarmupRuns + settings.Repeats;
+            for (int run = 0; run < runs; run++)
+            {
+                cancellation.ThrowIfCancellationRequested();
+                bool warmup = run < settings.WarmupRuns;
+                progress?.Invoke(length, warmup ? run : run - settings.WarmupRuns, warmup ? settings.WarmupRuns : settings.Repeats, warmup);
+                (TimeSpan first, TimeSpan rest) = Run(model, history, length, settings.GeneratedTokens, logits, cancellation);
+                if (warmup)
+                {
+                    continue;
+                }
+
+                ttfb.Add(first.TotalMilliseconds);
+                prefill.Add(length / first.TotalSeconds);
+                decode.Add((settings.GeneratedTokens - 1) / rest.TotalSeconds);
+            }
+
+            results.Add(new PromptLengthResult(length, Spread.Of(ttfb), Spread.Of(prefill), Spread.Of(decode)));
+        }
+
+        return results;
+    }
+
+    /// <summary>One run: the prompt, then greedy tokens; returns (time to the first token, time of the rest).</summary>
+    private (TimeSpan First, TimeSpan Decoding) Run(ILanguageModel model, int[] history, int promptLength, int generate, float[] logits, CancellationToken cancellation)
+    {
+        var argmax = model as IDeviceArgmax;
+        long start = clock.GetTimestamp();
+        int next = Next(model, argmax, history.AsSpan(0, promptLength), 0, logits);
+        long firstToken = clock.GetTimestamp();
+        int length = promptLength;
+        for (int generated = 1; generated < generate; generated++)
+        {
+            cancellation.ThrowIfCancellationRequested();
+            history[length] = next;
+            next = Next(model, argmax, history.AsSpan(length, 1), length, logits);
+            length++;
+        }
+
+        long end = clock.GetTimestamp();
+        return (clock.GetElapsedTime(start, firstToken), clock.GetElapsedTime(firstToken, end));
+    }
+
+    private static int Next(ILanguageModel model, IDeviceArgmax? argmax, ReadOnlySpan<int> tokens, int position, float[] logits)
+    {
+        if (argmax is not null)
+        {
+            return argmax.ForwardArgmax(tokens, position);
+        }
+
+        model.Forward(tokens, position, logits);
+        return TensorPrimitives.IndexOfMax(logits);
+    }
+
+    /// <summary>Deterministic pseudo-random ids (a fixed xorshift stream), avoiding the lowest ids where BOS/EOS usually sit.</summary>
+    private static void FillPrompt(Span<int> prompt, int vocab)
+    {
+        ulong state = 0x9E3779B97F4A7C15UL;
+        int low = Math.Min(3, vocab - 1);
+        for (int i = 0; i < prompt.Length; i++)
+        {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            prompt[i] = low + (int)(state % (ulong)(vocab - low));
+        }
+    }
+}
