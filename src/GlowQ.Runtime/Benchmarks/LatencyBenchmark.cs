@@ -144,7 +144,7 @@ public sealed class LatencyBenchmark(TimeProvider clock)
     }
 
     /// <summary>Deterministic pseudo-random ids (a fixed xorshift stream), avoiding the lowest ids where BOS/EOS usually sit.</summary>
-    private static void FillPrompt(Span<int> prompt, int vocab)
+    internal static void FillPrompt(Span<int> prompt, int vocab)
     {
         ulong state = 0x9E3779B97F4A7C15UL;
         int low = Math.Min(3, vocab - 1);

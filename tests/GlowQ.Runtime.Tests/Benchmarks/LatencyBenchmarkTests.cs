@@ -143,4 +143,28 @@ public sealed class LatencyBenchmarkTests
         Assert.Equal(25, comparisons.Single(c => c.Subject == "glowq restore 0.5" && c.Quantity == "decode tokens/s").DeltaPercent, 9);
         Assert.Empty(BenchmarkReport.Compare([Config("glowq", "all", 10, 1, 1)]));
     }
+
+    [Fact]
+    public void ThePrompt_IsTheXorshiftStreamThePyTorchScriptRecreates()
+    {
+        // benchmarks/pytorch-side-by-side.py --print-prompt 12 --vocab 512 recomputes the stream independently (Python
+        // integers masked to 64 bits); its output is pinned here so the two runtimes time the same prompt.
+        var prompt = new int[12];
+        LatencyBenchmark.FillPrompt(prompt, 512);
+        Assert.Equal(PythonPrompt, prompt);
+        Assert.All(prompt, t => Assert.InRange(t, 3, 511));
+    }
+
+    private static readonly int[] PythonPrompt = [340, 150, 359, 118, 173, 115, 471, 461, 140, 320, 117, 276];
+
+    [Theory]
+    [InlineData(0)]
+    [InlineData(7)]
+    [InlineData(1000)]
+    [InlineData(4099)]
+    public void TheBandwidthProbesSum_IsExact_OnWholeVectorsAndTails(int length)
+    {
+        float[] values = [.. Enumerable.Range(0, length).Select(i => (float)(i % 17))];
+        Assert.Equal(values.Sum(v => (double)v), HostMemoryBandwidth.StreamingSum(values));
+    }
 }
