@@ -139,6 +139,9 @@ internal static class BenchCommand
                 {
                     byte[] mask = Mask(glq, restoreSetting, parse.GetValue(metric));
                     var options = new InferenceOptions { ContextLength = fileSettings.ContextNeeded, Threads = threadCount, KvCacheDtype = kvDtype };
+                    // As every verb that loads a model: refuse before allocating rather than be killed for memory.
+                    MemoryPlan.For(probe, glq, mask, options.ContextLength, kvDtype.ElementBytes())
+                        .EnsureFits(deviceProfile, GC.GetGCMemoryInfo().TotalAvailableMemoryBytes);
                     GlqFile file = Open(path);
                     using ILanguageModel model = onGpu ? OpenGpu(file, mask, options) : GlqRuntimeModel.Open(file, mask, options);
                     string label = $"{file.Name} {glq.Method} restore {restoreSetting}";

@@ -88,6 +88,17 @@ public sealed class BenchCommandTests(Stories260KGlq glowq) : IClassFixture<Stor
     }
 
     [Fact]
+    public void AModelThatDoesNotFitTheProfilesMemory_IsRefusedBeforeLoading()
+    {
+        using var dir = new TempDirectory();
+        string profile = dir.Write("small.json", """{ "name": "small", "backend": "cpu", "memory_gib": 0.0001, "reserved_gib": 0 }""");
+        CliRun run = CliRun.Of(["bench", "--profile", profile, "--out", dir.File("out"), .. Tiny]);
+        Assert.Equal(1, run.ExitCode);
+        Assert.Contains("small", run.SingleErrorLine(), StringComparison.Ordinal);
+        Assert.False(Directory.Exists(dir.File("out")));
+    }
+
+    [Fact]
     public void TheJsonReport_NamesWhatRanWhere()
     {
         using var dir = new TempDirectory();
