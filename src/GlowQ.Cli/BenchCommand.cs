@@ -39,8 +39,12 @@ internal static class BenchCommand
             DefaultValueFactory = _ => "16,128,512,2048",
         };
         var generated = new Option<int>("--gen") { Description = "Tokens generated after each prompt (≥ 2): the first is timed as TTFB, the rest as decoding.", DefaultValueFactory = _ => 128 };
-        var repeats = new Option<int>("--repeats") { Description = "Measured runs per prompt length (median, min and max are reported).", DefaultValueFactory = _ => 5 };
-        var warmup = new Option<int>("--warmup") { Description = "Unmeasured runs before them.", DefaultValueFactory = _ => 1 };
+        var repeats = new Option<int>("--repeats")
+        {
+            Description = "Rounds: each loads every configuration in turn and runs each prompt length once, so machine drift spreads over all of them; median, min and max are over the rounds.",
+            DefaultValueFactory = _ => 5,
+        };
+        var warmup = new Option<int>("--warmup") { Description = "Unmeasured runs per configuration and prompt length, in the first round.", DefaultValueFactory = _ => 1 };
         var restore = new Option<string>("--restore")
         {
             Description = "Comma-separated restoration settings to measure per file: none, all, or fractions of units ranked by --metric. Files without units run once (none).",
@@ -117,8 +121,8 @@ internal static class BenchCommand
             (double? bandwidthGbs, string bandwidthSource) = Bandwidth(parse.GetValue(bandwidth), onGpu, deviceProfile, threadCount, showProgress ? stderr : null);
             string[] paths = parse.GetValue(models) is { Length: > 0 } given ? given : [""];
             var progress = new ProgressDisplay(stderr, "bench", ProgressDisplay.IsTerminal(stderr), !showProgress);
-            var configurations = new List<BenchmarkConfiguration>();
-            var benchmark = new LatencyBenchmark();
+            // Every configuration first, so a bad file or an unfitting model fails before anything is measured.
+            var plans = new List<ConfigurationPlan>();
             foreach (string path in paths)
             {
                 using GlqFile probe = Open(path);
@@ -134,33 +138,66 @@ internal static class BenchCommand
                     throw new CliUsageException($"{probe.Name}: no prompt length fits its context of {glq.Config.MaxSequenceLength} tokens with --gen {settings.GeneratedTokens}");
                 }
 
-                LatencySettings fileSettings = settings with { PromptLengths = fitting };
                 foreach (string restoreSetting in glq.Units.Count == 0 ? ["none"] : restores)
                 {
                     byte[] mask = Mask(glq, restoreSetting, parse.GetValue(metric));
-                    var options = new InferenceOptions { ContextLength = fileSettings.ContextNeeded, Threads = threadCount, KvCacheDtype = kvDtype };
+                    var options = new InferenceOptions { ContextLength = fitting.Max() + settings.GeneratedTokens, Threads = threadCount, KvCacheDtype = kvDtype };
                     // As every verb that loads a model: refuse before allocating rather than be killed for memory.
                     MemoryPlan.For(probe, glq, mask, options.ContextLength, kvDtype.ElementBytes())
                         .EnsureFits(deviceProfile, GC.GetGCMemoryInfo().TotalAvailableMemoryBytes);
-                    GlqFile file = Open(path);
-                    using ILanguageModel model = onGpu ? OpenGpu(file, mask, options) : GlqRuntimeModel.Open(file, mask, options);
-                    string label = $"{file.Name} {glq.Method} restore {restoreSetting}";
-                    int runsPerLength = fileSettings.WarmupRuns + fileSettings.Repeats;
-                    progress.BeginStage(label, fitting.Length * runsPerLength);
-                    int done = 0;
-                    IReadOnlyList<PromptLengthResult> results = benchmark.Measure(model, fileSettings, (length, run, runs, isWarmup) =>
-                        progress.Advance(done++, $"prompt {length}, {(isWarmup ? "warm-up" : "run")} {run + 1}/{runs}"), cancellation);
-                    progress.Advance(fitting.Length * runsPerLength);
-
-                    long weightBytes = DecodeTraffic.WeightBytes(file, glq, mask);
-                    PromptLengthResult longest = results.MaxBy(r => r.PromptTokens)!;
-                    long kvBytes = DecodeTraffic.KvBytes(glq.Config, kvDtype.ElementBytes(), longest.PromptTokens + (fileSettings.GeneratedTokens / 2));
-                    double achieved = (weightBytes + kvBytes) * longest.DecodeTokensPerSecond.Median / 1e9;
-                    configurations.Add(new BenchmarkConfiguration(
-                        file.Name, glq.Method, restoreSetting, mask.Count(m => m != 0), mask.Length, onGpu ? "cuda" : "cpu",
-                        weightBytes, glq.CorrectionBytes(file, mask), kvBytes, achieved, bandwidthGbs is double b ? achieved / b : null,
-                        Process.GetCurrentProcess().PeakWorkingSet64, model is GpuGlqModel gpu ? gpu.DeviceBytes : null, results));
+                    plans.Add(new ConfigurationPlan(path, probe.Name, glq, restoreSetting, mask, options, fitting,
+                        DecodeTraffic.WeightBytes(probe, glq, mask), glq.CorrectionBytes(probe, mask)));
                 }
+            }
+
+            // Rounds: each round loads every configuration in turn and runs each prompt length once, so drift in the
+            // machine's speed (clocks, neighbours on a shared host) spreads over all configurations instead of
+            // skewing their ratios; the first round adds the warm-up runs.
+            var benchmark = new LatencyBenchmark();
+            var timings = plans.Select(p => p.PromptLengths.ToDictionary(l => l, _ => new List<RunTiming>())).ToArray();
+            var deviceBytes = new long?[plans.Count];
+            var peakHost = new long[plans.Count];
+            int totalRuns = plans.Sum(p => p.PromptLengths.Length) * (settings.WarmupRuns + settings.Repeats);
+            int done = 0;
+            progress.BeginStage("runs", totalRuns);
+            for (int round = 0; round < settings.Repeats; round++)
+            {
+                for (int c = 0; c < plans.Count; c++)
+                {
+                    ConfigurationPlan plan = plans[c];
+                    GlqFile file = Open(plan.Path);
+                    using ILanguageModel model = onGpu ? OpenGpu(file, plan.Mask, plan.Options) : GlqRuntimeModel.Open(file, plan.Mask, plan.Options);
+                    deviceBytes[c] = model is GpuGlqModel gpu ? gpu.DeviceBytes : null;
+                    foreach (int length in plan.PromptLengths)
+                    {
+                        for (int run = round == 0 ? -settings.WarmupRuns : 0; run <= 0; run++)
+                        {
+                            progress.Advance(done++, $"round {round + 1}/{settings.Repeats}: {plan.Label}, prompt {length}{(run < 0 ? ", warm-up" : "")}");
+                            RunTiming timing = benchmark.RunOnce(model, length, settings.GeneratedTokens, cancellation);
+                            if (run == 0)
+                            {
+                                timings[c][length].Add(timing);
+                            }
+                        }
+                    }
+
+                    peakHost[c] = Process.GetCurrentProcess().PeakWorkingSet64;
+                }
+            }
+
+            progress.Advance(totalRuns);
+            var configurations = new List<BenchmarkConfiguration>();
+            for (int c = 0; c < plans.Count; c++)
+            {
+                ConfigurationPlan plan = plans[c];
+                PromptLengthResult[] results = [.. plan.PromptLengths.Select(l => LatencyBenchmark.Summarize(l, settings.GeneratedTokens, timings[c][l]))];
+                PromptLengthResult longest = results.MaxBy(r => r.PromptTokens)!;
+                long kvBytes = DecodeTraffic.KvBytes(plan.Glq.Config, kvDtype.ElementBytes(), longest.PromptTokens + (settings.GeneratedTokens / 2));
+                double achieved = (plan.WeightBytes + kvBytes) * longest.DecodeTokensPerSecond.Median / 1e9;
+                configurations.Add(new BenchmarkConfiguration(
+                    plan.Name, plan.Glq.Method, plan.Restore, plan.Mask.Count(m => m != 0), plan.Mask.Length, onGpu ? "cuda" : "cpu",
+                    plan.WeightBytes, plan.CorrectionBytes, kvBytes, achieved, bandwidthGbs is double b ? achieved / b : null,
+                    peakHost[c], deviceBytes[c], results));
             }
 
             var report = new BenchmarkReport(
@@ -204,6 +241,13 @@ internal static class BenchCommand
             return GlowQCommandLine.ExitOk;
         });
         return command;
+    }
+
+    /// <summary>One configuration to measure: a file, a restoration setting and what follows from them.</summary>
+    private sealed record ConfigurationPlan(
+        string Path, string Name, GlqModel Glq, string Restore, byte[] Mask, InferenceOptions Options, int[] PromptLengths, long WeightBytes, long CorrectionBytes)
+    {
+        public string Label => $"{Name} {Glq.Method} restore {Restore}";
     }
 
     private static GlqFile Open(string path) => path.Length == 0 ? BundledModel.Open() : GlqFile.Open(path);

@@ -49,7 +49,10 @@ public sealed class BenchCommandTests(Stories260KGlq glowq) : IClassFixture<Stor
             Assert.True(bytes.Length > 1000 && bytes.AsSpan(0, 8).SequenceEqual(pngSignature), $"{plot} is not a PNG image");
         }
 
-        Assert.Contains("bench: stories260K", run.Stderr.Replace("s.glq", "stories260K", StringComparison.Ordinal), StringComparison.Ordinal);
+        // Rounds interleave the configurations: round 2 starts only after round 1 has run every file, layerwise included.
+        int lastOfRoundOne = run.Stderr.LastIndexOf("round 1/2: layerwise.glq", StringComparison.Ordinal);
+        int firstOfRoundTwo = run.Stderr.IndexOf("round 2/2: s.glq glowq restore none", StringComparison.Ordinal);
+        Assert.True(lastOfRoundOne > 0 && firstOfRoundTwo > lastOfRoundOne, run.Stderr);
     }
 
     [Fact]

@@ -118,7 +118,8 @@ public sealed record BenchmarkReport(
         md.AppendLine(inv, $"- device: {Device}{(Driver is null ? "" : $", driver {Driver}")}; profile {Profile}");
         md.AppendLine(inv, $"- memory bandwidth: {(MemoryBandwidthGbs is double b ? b.ToString("F1", inv) + " GB/s" : "unknown")} ({MemoryBandwidthSource})");
         md.AppendLine(inv, $"- glowq {Version}; `{Command}`");
-        md.AppendLine(inv, $"- {GeneratedTokens} generated tokens per run, {WarmupRuns} warm-up + {Repeats} measured runs, median (min–max); KV cache {KvCache}");
+        md.AppendLine(inv, $"- {GeneratedTokens} generated tokens per run; {Repeats} rounds, each running every configuration and prompt length once in turn "
+            + $"(after {WarmupRuns} warm-up run(s) each in the first); median (min–max) over the rounds; KV cache {KvCache}");
         md.AppendLine();
         md.AppendLine("| model | method | restore | backend | prompt | TTFB ms | prefill tok/s | decode tok/s | weights MB/token | % roofline |");
         md.AppendLine("|---|---|---|---|---:|---:|---:|---:|---:|---:|");

@@ -42,6 +42,9 @@ public sealed record Spread(double Median, double Min, double Max)
     }
 }
 
+/// <summary>One run's two timed parts: prompt → first token, and the tokens after it.</summary>
+public readonly record struct RunTiming(TimeSpan FirstToken, TimeSpan Decoding);
+
 /// <summary>One prompt length's measurements.</summary>
 /// <param name="PromptTokens">The prompt's length.</param>
 /// <param name="TtfbMs">Prompt submitted → first generated token available (prefill and the first token's choice), ms.</param>
@@ -62,7 +65,7 @@ public sealed class LatencyBenchmark(TimeProvider clock)
     {
     }
 
-    /// <summary>Measures every prompt length of <paramref name="settings"/> on <paramref name="model"/>.</summary>
+    /// <summary>Measures every prompt length of <paramref name="settings"/> on <paramref name="model"/>, its runs back to back.</summary>
     /// <param name="progress">Called before each run with (prompt length, run index, runs per length, is warm-up).</param>
     public IReadOnlyList<PromptLengthResult> Measure(
         ILanguageModel model, LatencySettings settings, Action<int, int, int, bool>? progress = null, CancellationToken cancellation = default)
@@ -74,42 +77,58 @@ public sealed class LatencyBenchmark(TimeProvider clock)
             throw new ArgumentException(problem, nameof(settings));
         }
 
-        if (settings.ContextNeeded > model.ContextLength)
-        {
-            throw new ArgumentException(
-                $"the longest prompt ({settings.PromptLengths.Max()}) plus {settings.GeneratedTokens} generated tokens needs {settings.ContextNeeded} positions; the model's context holds {model.ContextLength}");
-        }
-
-        var logits = new float[model.Config.VocabSize];
-        var history = new int[settings.ContextNeeded];
         var results = new List<PromptLengthResult>();
         foreach (int length in settings.PromptLengths)
         {
-            FillPrompt(history.AsSpan(0, length), model.Config.VocabSize);
-            var ttfb = new List<double>();
-            var prefill = new List<double>();
-            var decode = new List<double>();
-            int runs = settings.WarmupRuns + settings.Repeats;
-            for (int run = 0; run < runs; run++)
+            var runs = new List<RunTiming>();
+            for (int run = 0; run < settings.WarmupRuns + settings.Repeats; run++)
             {
-                cancellation.ThrowIfCancellationRequested();
                 bool warmup = run < settings.WarmupRuns;
                 progress?.Invoke(length, warmup ? run : run - settings.WarmupRuns, warmup ? settings.WarmupRuns : settings.Repeats, warmup);
-                (TimeSpan first, TimeSpan rest) = Run(model, history, length, settings.GeneratedTokens, logits, cancellation);
-                if (warmup)
+                RunTiming timing = RunOnce(model, length, settings.GeneratedTokens, cancellation);
+                if (!warmup)
                 {
-                    continue;
+                    runs.Add(timing);
                 }
-
-                ttfb.Add(first.TotalMilliseconds);
-                prefill.Add(length / first.TotalSeconds);
-                decode.Add((settings.GeneratedTokens - 1) / rest.TotalSeconds);
             }
 
-            results.Add(new PromptLengthResult(length, Spread.Of(ttfb), Spread.Of(prefill), Spread.Of(decode)));
+            results.Add(Summarize(length, settings.GeneratedTokens, runs));
         }
 
         return results;
+    }
+
+    /// <summary>
+    /// One run: a prompt of <paramref name="promptLength"/> tokens at position 0, its first token, then
+    /// <paramref name="generate"/> − 1 greedy tokens one at a time.
+    /// </summary>
+    public RunTiming RunOnce(ILanguageModel model, int promptLength, int generate, CancellationToken cancellation = default)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        ArgumentOutOfRangeException.ThrowIfLessThan(promptLength, 1);
+        ArgumentOutOfRangeException.ThrowIfLessThan(generate, 2);
+        if (promptLength + generate > model.ContextLength)
+        {
+            throw new ArgumentException(
+                $"a prompt of {promptLength} plus {generate} generated tokens needs {promptLength + generate} positions; the model's context holds {model.ContextLength}");
+        }
+
+        var logits = new float[model.Config.VocabSize];
+        var history = new int[promptLength + generate];
+        FillPrompt(history.AsSpan(0, promptLength), model.Config.VocabSize);
+        (TimeSpan first, TimeSpan decoding) = Run(model, history, promptLength, generate, logits, cancellation);
+        return new RunTiming(first, decoding);
+    }
+
+    /// <summary>The median, minimum and maximum of runs of one prompt length.</summary>
+    public static PromptLengthResult Summarize(int promptLength, int generate, IReadOnlyCollection<RunTiming> runs)
+    {
+        ArgumentNullException.ThrowIfNull(runs);
+        return new PromptLengthResult(
+            promptLength,
+            Spread.Of([.. runs.Select(r => r.FirstToken.TotalMilliseconds)]),
+            Spread.Of([.. runs.Select(r => promptLength / r.FirstToken.TotalSeconds)]),
+            Spread.Of([.. runs.Select(r => (generate - 1) / r.Decoding.TotalSeconds)]));
     }
 
     /// <summary>One run: the prompt, then greedy tokens; returns (time to the first token, time of the rest).</summary>
