@@ -4,25 +4,29 @@ using GlowQ.Runtime.Benchmarks;
 namespace GlowQ.Cli;
 
 /// <summary>
-/// The plots of a <c>glowq bench</c> report, each against the fraction of units restored and one line per model file
-/// and method, at each file's longest prompt: decode tokens/s, TTFB, and the share of the memory-bandwidth roofline.
-/// Files without units (rtn) appear as labelled reference lines.
+/// The plots of a <c>glowq bench</c> report, at each file's longest prompt: decode tokens/s and TTFB against the fraction
+/// of units restored (one line per model file and method; files without units, rtn, as labelled reference lines), and
+/// the share of the memory-bandwidth roofline as one bar per configuration, coloured by file.
 /// </summary>
 internal static class BenchCharts
 {
-    public static IReadOnlyList<(string FileName, LineChart Chart)> For(BenchmarkReport report)
+    /// <summary>Each plot's file name and PNG bytes; the roofline plot only when the report has a bandwidth.</summary>
+    public static IReadOnlyList<(string FileName, byte[] Png)> Render(BenchmarkReport report)
     {
         ArgumentNullException.ThrowIfNull(report);
-        string device = $"{report.Device}";
-        var charts = new List<(string, LineChart)>
+        string device = report.Device;
+        var charts = new List<(string, byte[])>
         {
-            ("decode.png", Chart(report, $"Decode tokens/s, {device}", "decode tokens/s (median)", c => c.Longest.DecodeTokensPerSecond.Median)),
-            ("ttfb.png", Chart(report, $"Time to first token, {device}", "TTFB, ms (median)", c => c.Longest.TtfbMs.Median)),
+            ("decode.png", Chart(report, $"Decode tokens/s, {device}", "decode tokens/s (median)", c => c.Longest.DecodeTokensPerSecond.Median).RenderPng()),
+            ("ttfb.png", Chart(report, $"Time to first token, {device}", "TTFB, ms (median)", c => c.Longest.TtfbMs.Median).RenderPng()),
         };
         if (report.Configurations.All(c => c.RooflineFraction is not null))
         {
-            charts.Add(("roofline.png", Chart(report, $"Share of the memory-bandwidth roofline ({report.MemoryBandwidthGbs:F1} GB/s), {device}",
-                "% of roofline (decode)", c => 100 * c.RooflineFraction!.Value)));
+            string[] files = [.. report.Configurations.Select(c => c.Model).Distinct()];
+            Bar[] bars = [.. report.Configurations.Select(c => new Bar(
+                $"{c.Method} {c.Restore} (prompt {c.Longest.PromptTokens})", 100 * c.RooflineFraction!.Value, Array.IndexOf(files, c.Model)))];
+            charts.Add(("roofline.png", new BarChart(
+                $"Decode: share of the {report.MemoryBandwidthGbs:F1} GB/s memory roofline, {device}", "% of roofline", bars).RenderPng()));
         }
 
         return charts;

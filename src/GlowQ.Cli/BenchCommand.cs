@@ -226,10 +226,10 @@ internal static class BenchCommand
                 Directory.CreateDirectory(directory);
                 File.WriteAllText(Path.Combine(directory, "report.md"), markdown);
                 File.WriteAllText(Path.Combine(directory, "report.json"), report.ToJson());
-                IReadOnlyList<(string FileName, GlowQ.Converter.Evaluation.LineChart Chart)> charts = BenchCharts.For(report);
-                foreach ((string fileName, GlowQ.Converter.Evaluation.LineChart chart) in charts)
+                IReadOnlyList<(string FileName, byte[] Png)> charts = BenchCharts.Render(report);
+                foreach ((string fileName, byte[] png) in charts)
                 {
-                    File.WriteAllBytes(Path.Combine(directory, fileName), chart.RenderPng());
+                    File.WriteAllBytes(Path.Combine(directory, fileName), png);
                 }
 
                 if (showProgress)
