@@ -40,10 +40,10 @@ public sealed class Int4Projections : ILayerProjections
         _gemv = new W4GemvWithCorrection(pool, Math.Max(Math.Max(c.Dim, c.HiddenDim), c.QDim), maxRank, maxTokens);
         _up = new float[maxTokens * c.HiddenDim];
         _swigluScratch = new float[c.HiddenDim];
-        ByteSize = _calls.Sum(layer => layer.Sum(g => g.Sum(call => call.Unit.WeightBytes + (call.MaskIndex >= 0 ? call.Unit.CorrectionBytes : 0))));
+        ByteSize = _calls.Sum(layer => layer.Sum(g => g.Sum(call => call.Unit.WeightBytes + (Restores(call) ? call.Unit.CorrectionBytes : 0))));
     }
 
-    /// <summary>int4 weights, scales, zero points and biases, plus every unit's correction factors (mapped, not copied).</summary>
+    /// <summary>int4 weights, scales, zero points and biases, plus the restored units' correction factors (mapped, not copied).</summary>
     public long ByteSize { get; }
 
     public void QueryKeyValue(int layer, float[] x, int tokens, float[] q, float[] k, float[] v)

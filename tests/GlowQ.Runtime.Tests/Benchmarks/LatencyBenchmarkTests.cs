@@ -167,4 +167,25 @@ public sealed class LatencyBenchmarkTests
         float[] values = [.. Enumerable.Range(0, length).Select(i => (float)(i % 17))];
         Assert.Equal(values.Sum(v => (double)v), HostMemoryBandwidth.StreamingSum(values));
     }
+
+    [Fact]
+    public void TheCpuRuntimesWeightBytes_CountOnlyTheRestoredUnitsFactors_AsDecodeTrafficDoes()
+    {
+        using var dir = new TempDirectory();
+        string path = TinyGlqModel.WriteFile(dir.File("glowq.glq"), new TinyGlqOptions { Method = "glowq" });
+        long correction;
+        byte[] all, none;
+        using (GlqFile file = GlqFile.Open(path))
+        {
+            GlqModel glq = GlqModel.Read(file);
+            all = [.. Enumerable.Repeat((byte)1, glq.Units.Count)];
+            none = new byte[glq.Units.Count];
+            correction = glq.CorrectionBytes(file, all);
+        }
+
+        using var restored = GlowQ.Runtime.Model.GlqRuntimeModel.Open(path, all, new InferenceOptions { ContextLength = 16, Threads = 1 });
+        using var plain = GlowQ.Runtime.Model.GlqRuntimeModel.Open(path, none, new InferenceOptions { ContextLength = 16, Threads = 1 });
+        Assert.True(correction > 0);
+        Assert.Equal(correction, restored.WeightBytes - plain.WeightBytes);
+    }
 }
