@@ -52,13 +52,7 @@ public static class AttentionKernels
         int head = index.X / span;
         long keyStart = KeyOffset(head, index.X - (head * span), heads, kvHeads, headDim, contextLength, firstPosition);
         int queryStart = head * headDim;
-        float dot = 0f;
-        for (int d = 0; d < headDim; d++)
-        {
-            dot += query[queryStart + d] * keys[keyStart + d];
-        }
-
-        scores[index] = dot * scale;
+        scores[index] = QueryKeyDot(query, queryStart, keys, keyStart, headDim) * scale;
     }
 
     /// <summary>
@@ -93,13 +87,7 @@ public static class AttentionKernels
         int head = index.X / span;
         long keyStart = KeyOffset(head, index.X - (head * span), heads, kvHeads, headDim, contextLength, firstPosition);
         int queryStart = head * headDim;
-        float dot = 0f;
-        for (int d = 0; d < headDim; d++)
-        {
-            dot += query[queryStart + d] * (float)keys[keyStart + d];
-        }
-
-        scores[index] = dot * scale;
+        scores[index] = QueryKeyDot(query, queryStart, keys, keyStart, headDim) * scale;
     }
 
     /// <summary>
@@ -178,13 +166,7 @@ public static class AttentionKernels
         int d = index.X - (head * headDim);
         long valueStart = KeyOffset(head, 0, heads, kvHeads, headDim, contextLength, firstPosition) + d;
         int weightStart = head * span;
-        float sum = 0f;
-        for (int s = 0; s < span; s++)
-        {
-            sum += weights[weightStart + s] * values[valueStart + ((long)s * headDim)];
-        }
-
-        output[index] = sum;
+        output[index] = WeightedValueSum(weights, weightStart, values, valueStart, span, headDim);
     }
 
     /// <summary>
@@ -218,13 +200,7 @@ public static class AttentionKernels
         int d = index.X - (head * headDim);
         long valueStart = KeyOffset(head, 0, heads, kvHeads, headDim, contextLength, firstPosition) + d;
         int weightStart = head * span;
-        float sum = 0f;
-        for (int s = 0; s < span; s++)
-        {
-            sum += weights[weightStart + s] * (float)values[valueStart + ((long)s * headDim)];
-        }
-
-        output[index] = sum;
+        output[index] = WeightedValueSum(weights, weightStart, values, valueStart, span, headDim);
     }
 
     /// <summary>
@@ -331,6 +307,54 @@ public static class AttentionKernels
         }
 
         return Interop.IntAsFloat((ushort)(sign | half));
+    }
+
+    /// <summary>q·k over one head: query[queryStart …] against keys[keyStart …], fp32 accumulation in element order.</summary>
+    internal static float QueryKeyDot(ArrayView<float> query, int queryStart, ArrayView<float> keys, long keyStart, int headDim)
+    {
+        float dot = 0f;
+        for (int d = 0; d < headDim; d++)
+        {
+            dot += query[queryStart + d] * keys[keyStart + d];
+        }
+
+        return dot;
+    }
+
+    /// <summary>As the fp32 overload, with fp16 keys widened exactly as read.</summary>
+    internal static float QueryKeyDot(ArrayView<float> query, int queryStart, ArrayView<Half> keys, long keyStart, int headDim)
+    {
+        float dot = 0f;
+        for (int d = 0; d < headDim; d++)
+        {
+            dot += query[queryStart + d] * (float)keys[keyStart + d];
+        }
+
+        return dot;
+    }
+
+    /// <summary>Σ_s weights[weightStart + s] · values[valueStart + s·headDim]: one element of a head's attention output.</summary>
+    internal static float WeightedValueSum(ArrayView<float> weights, int weightStart, ArrayView<float> values, long valueStart, int span, int headDim)
+    {
+        float sum = 0f;
+        for (int s = 0; s < span; s++)
+        {
+            sum += weights[weightStart + s] * values[valueStart + ((long)s * headDim)];
+        }
+
+        return sum;
+    }
+
+    /// <summary>As the fp32 overload, with fp16 values widened exactly as read.</summary>
+    internal static float WeightedValueSum(ArrayView<float> weights, int weightStart, ArrayView<Half> values, long valueStart, int span, int headDim)
+    {
+        float sum = 0f;
+        for (int s = 0; s < span; s++)
+        {
+            sum += weights[weightStart + s] * (float)values[valueStart + ((long)s * headDim)];
+        }
+
+        return sum;
     }
 
     /// <summary>Offset of (kv head of query head h, firstPosition + s) in a layer's key or value array.</summary>

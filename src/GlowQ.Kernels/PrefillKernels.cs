@@ -308,13 +308,7 @@ public static class PrefillKernels
             return;
         }
 
-        float dot = 0f;
-        for (int d = 0; d < headDim; d++)
-        {
-            dot += query[queryStart + d] * keys[keyStart + d];
-        }
-
-        scores[index] = dot * scale;
+        scores[index] = AttentionKernels.QueryKeyDot(query, queryStart, keys, keyStart, headDim) * scale;
     }
 
     /// <summary>As <see cref="AttentionScoresRows"/>, over an fp16 key cache widened exactly.</summary>
@@ -341,13 +335,7 @@ public static class PrefillKernels
             return;
         }
 
-        float dot = 0f;
-        for (int d = 0; d < headDim; d++)
-        {
-            dot += query[queryStart + d] * (float)keys[keyStart + d];
-        }
-
-        scores[index] = dot * scale;
+        scores[index] = AttentionKernels.QueryKeyDot(query, queryStart, keys, keyStart, headDim) * scale;
     }
 
     /// <summary>Softmax of each (row, head)'s span_t scores in place. Launch with extent = rows · heads.</summary>
@@ -385,13 +373,7 @@ public static class PrefillKernels
         int heads, int kvHeads, int headDim, int contextLength, int startPosition, int window, int maxSpan)
     {
         int span = SumSlot(index.X, heads, kvHeads, headDim, contextLength, startPosition, window, maxSpan, out long valueStart, out int weightStart);
-        float sum = 0f;
-        for (int s = 0; s < span; s++)
-        {
-            sum += weights[weightStart + s] * values[valueStart + ((long)s * headDim)];
-        }
-
-        output[index] = sum;
+        output[index] = AttentionKernels.WeightedValueSum(weights, weightStart, values, valueStart, span, headDim);
     }
 
     /// <summary>As <see cref="AttentionWeightedSumRows"/>, over an fp16 value cache widened exactly.</summary>
@@ -412,13 +394,7 @@ public static class PrefillKernels
         int heads, int kvHeads, int headDim, int contextLength, int startPosition, int window, int maxSpan)
     {
         int span = SumSlot(index.X, heads, kvHeads, headDim, contextLength, startPosition, window, maxSpan, out long valueStart, out int weightStart);
-        float sum = 0f;
-        for (int s = 0; s < span; s++)
-        {
-            sum += weights[weightStart + s] * (float)values[valueStart + ((long)s * headDim)];
-        }
-
-        output[index] = sum;
+        output[index] = AttentionKernels.WeightedValueSum(weights, weightStart, values, valueStart, span, headDim);
     }
 
     /// <summary>
