@@ -376,8 +376,12 @@ public sealed class GpuKernels
         Launch(argmaxFinal, 1);
     }
 
-    /// <summary>Rotary embedding in place, llama2.c layout (pairs (2j, 2j+1)); one thread per pair.</summary>
-    public void LaunchRopeInterleaved(
+    /// <summary>
+    /// Rotary embedding in place in either layout: llama2.c's pairs (2j, 2j+1) or Hugging Face's (j, j + headDim/2);
+    /// one thread per pair.
+    /// </summary>
+    public void LaunchRope(
+        RopeLayout layout,
         DeviceView<float> heads,
         DeviceView<float> cos,
         DeviceView<float> sin,
@@ -386,20 +390,7 @@ public sealed class GpuKernels
     {
         var pairs = RopePairCount(heads, headCount, headDim);
         PackRope(arguments.Clear(), heads, cos, sin, pairs, headDim);
-        Launch(ropeInterleaved, pairs);
-    }
-
-    /// <summary>Rotary embedding in place, Hugging Face layout (pairs (j, j + headDim/2)); one thread per pair.</summary>
-    public void LaunchRopeHalfSplit(
-        DeviceView<float> heads,
-        DeviceView<float> cos,
-        DeviceView<float> sin,
-        int headCount,
-        int headDim)
-    {
-        var pairs = RopePairCount(heads, headCount, headDim);
-        PackRope(arguments.Clear(), heads, cos, sin, pairs, headDim);
-        Launch(ropeHalfSplit, pairs);
+        Launch(layout == RopeLayout.InterleavedPairs ? ropeInterleaved : ropeHalfSplit, pairs);
     }
 
     /// <summary>output = row <paramref name="token"/> of the fp16 table, widened to fp32; one thread per element.</summary>
@@ -421,12 +412,13 @@ public sealed class GpuKernels
     }
 
     /// <summary>
-    /// scores[h·span + s] = scale · q_h · k_{kv(h), firstPosition+s} from an fp32 key cache laid out
-    /// [kvHeads × contextLength × headDim]; one thread per (head, position), extent heads · span.
+    /// scores[h·span + s] = scale · q_h · k_{kv(h), firstPosition+s} from an fp32 (<see cref="float"/>) or fp16
+    /// (<see cref="Half"/>) key cache laid out [kvHeads × contextLength × headDim]; one thread per (head, position),
+    /// extent heads · span.
     /// </summary>
-    public void LaunchAttentionScores(
+    public void LaunchAttentionScores<TCache>(
         DeviceView<float> query,
-        DeviceView<float> keys,
+        DeviceView<TCache> keys,
         DeviceView<float> scores,
         int heads,
         int kvHeads,
@@ -435,28 +427,11 @@ public sealed class GpuKernels
         int firstPosition,
         int span,
         float scale)
+        where TCache : unmanaged
     {
         var extent = CheckAttentionScores(query, keys, scores, heads, kvHeads, headDim, contextLength, firstPosition, span);
-        PackAttentionScores(arguments.Clear(), query, keys, scores, heads, kvHeads, headDim, contextLength, firstPosition, span, scale);
-        Launch(attentionScores, extent);
-    }
-
-    /// <summary>As <see cref="LaunchAttentionScores"/>, from an fp16 key cache.</summary>
-    public void LaunchAttentionScoresHalf(
-        DeviceView<float> query,
-        DeviceView<Half> keys,
-        DeviceView<float> scores,
-        int heads,
-        int kvHeads,
-        int headDim,
-        int contextLength,
-        int firstPosition,
-        int span,
-        float scale)
-    {
-        var extent = CheckAttentionScores(query, keys, scores, heads, kvHeads, headDim, contextLength, firstPosition, span);
-        PackAttentionScoresHalf(arguments.Clear(), query, keys, scores, heads, kvHeads, headDim, contextLength, firstPosition, span, scale);
-        Launch(attentionScoresHalf, extent);
+        PackScores(arguments.Clear(), query, keys, scores, heads, kvHeads, headDim, contextLength, firstPosition, span, scale);
+        Launch(ForCache<TCache>(attentionScores, attentionScoresHalf), extent);
     }
 
     /// <summary>Softmax of each head's row of <paramref name="scores"/> ([heads × span]) in place; one thread per head.</summary>
@@ -471,12 +446,12 @@ public sealed class GpuKernels
     }
 
     /// <summary>
-    /// output[h·headDim + d] = Σ_s weights[h·span + s] · v_{kv(h), firstPosition+s}[d] from an fp32 value cache;
-    /// one thread per output element, extent heads · headDim.
+    /// output[h·headDim + d] = Σ_s weights[h·span + s] · v_{kv(h), firstPosition+s}[d] from an fp32 or fp16 value
+    /// cache; one thread per output element, extent heads · headDim.
     /// </summary>
-    public void LaunchAttentionWeightedSum(
+    public void LaunchAttentionWeightedSum<TCache>(
         DeviceView<float> weights,
-        DeviceView<float> values,
+        DeviceView<TCache> values,
         DeviceView<float> output,
         int heads,
         int kvHeads,
@@ -484,62 +459,32 @@ public sealed class GpuKernels
         int contextLength,
         int firstPosition,
         int span)
+        where TCache : unmanaged
     {
         var extent = CheckAttentionWeightedSum(weights, values, output, heads, kvHeads, headDim, contextLength, firstPosition, span);
-        PackAttentionWeightedSum(arguments.Clear(), weights, values, output, heads, kvHeads, headDim, contextLength, firstPosition, span);
-        Launch(attentionWeightedSum, extent);
-    }
-
-    /// <summary>As <see cref="LaunchAttentionWeightedSum"/>, from an fp16 value cache.</summary>
-    public void LaunchAttentionWeightedSumHalf(
-        DeviceView<float> weights,
-        DeviceView<Half> values,
-        DeviceView<float> output,
-        int heads,
-        int kvHeads,
-        int headDim,
-        int contextLength,
-        int firstPosition,
-        int span)
-    {
-        var extent = CheckAttentionWeightedSum(weights, values, output, heads, kvHeads, headDim, contextLength, firstPosition, span);
-        PackAttentionWeightedSumHalf(arguments.Clear(), weights, values, output, heads, kvHeads, headDim, contextLength, firstPosition, span);
-        Launch(attentionWeightedSumHalf, extent);
+        PackWeightedSum(arguments.Clear(), weights, values, output, heads, kvHeads, headDim, contextLength, firstPosition, span);
+        Launch(ForCache<TCache>(attentionWeightedSum, attentionWeightedSumHalf), extent);
     }
 
     /// <summary>
     /// Stores this token's keys and values ([kvHeads × headDim] each) at <paramref name="position"/> of an fp32 layer
-    /// cache; one thread per element, extent kvHeads · headDim.
+    /// cache, or of an fp16 one (each element rounded to nearest, ties to even); one thread per element, extent
+    /// kvHeads · headDim.
     /// </summary>
-    public void LaunchKvCacheStore(
+    public void LaunchKvCacheStore<TCache>(
         DeviceView<float> tokenKeys,
         DeviceView<float> tokenValues,
-        DeviceView<float> keys,
-        DeviceView<float> values,
+        DeviceView<TCache> keys,
+        DeviceView<TCache> values,
         int kvHeads,
         int headDim,
         int contextLength,
         int position)
+        where TCache : unmanaged
     {
         var extent = CheckKvCacheStore(tokenKeys, tokenValues, keys, values, kvHeads, headDim, contextLength, position);
-        PackKvCacheStore(arguments.Clear(), tokenKeys, tokenValues, keys, values, kvHeads, headDim, contextLength, position);
-        Launch(kvCacheStore, extent);
-    }
-
-    /// <summary>As <see cref="LaunchKvCacheStore"/>, into an fp16 cache (each element rounded to nearest, ties to even).</summary>
-    public void LaunchKvCacheStoreHalf(
-        DeviceView<float> tokenKeys,
-        DeviceView<float> tokenValues,
-        DeviceView<Half> keys,
-        DeviceView<Half> values,
-        int kvHeads,
-        int headDim,
-        int contextLength,
-        int position)
-    {
-        var extent = CheckKvCacheStore(tokenKeys, tokenValues, keys, values, kvHeads, headDim, contextLength, position);
-        PackKvCacheStoreHalf(arguments.Clear(), tokenKeys, tokenValues, keys, values, kvHeads, headDim, contextLength, position);
-        Launch(kvCacheStoreHalf, extent);
+        PackCacheStore(arguments.Clear(), tokenKeys, tokenValues, keys, values, kvHeads, headDim, contextLength, position);
+        Launch(ForCache<TCache>(kvCacheStore, kvCacheStoreHalf), extent);
     }
 
     /// <summary>output = matrix·input for an fp16 [rows × cols] matrix (the output head), one thread per row.</summary>

@@ -262,70 +262,48 @@ public sealed class GpuGlqModel : ILanguageModel, IDeviceArgmax
 
     private void Attention(int n, int layer, int start)
     {
+        if (KvCacheDtype == KvCacheDtype.F16)
+        {
+            Attention(n, start, _halfKeys[layer], _halfValues[layer]);
+        }
+        else
+        {
+            Attention(n, start, _keys[layer], _values[layer]);
+        }
+    }
+
+    /// <summary>
+    /// RoPE on the rows' queries and keys, the keys and values into the layer's cache, then causal attention into
+    /// _attention: the decode kernels for one token, the row kernels for a block.
+    /// </summary>
+    private void Attention<TCache>(int n, int start, DeviceView<TCache> keys, DeviceView<TCache> values)
+        where TCache : unmanaged
+    {
+        int qDim = _c.QDim, kvDim = _c.KvDim, headDim = _c.HeadDim;
         if (n == 1)
         {
-            DecodeAttention(layer, start);
+            DeviceView<float> q = _qkv.Slice(0, qDim), k = _qkv.Slice(qDim, kvDim), v = _qkv.Slice(qDim + kvDim, kvDim);
+            DeviceView<float> cos = _cos.Slice((long)start * _rope.HalfDim, _rope.HalfDim);
+            DeviceView<float> sin = _sin.Slice((long)start * _rope.HalfDim, _rope.HalfDim);
+            _kernels.LaunchRope(_c.RopeLayout, q, cos, sin, _c.Heads, headDim);
+            _kernels.LaunchRope(_c.RopeLayout, k, cos, sin, _c.KvHeads, headDim);
+            int first = _c.SlidingWindow is int w ? Math.Max(0, start - w + 1) : 0;
+            int span = start - first + 1;
+            _kernels.LaunchKvCacheStore(k, v, keys, values, _c.KvHeads, headDim, ContextLength, start);
+            _kernels.LaunchAttentionScores(q, keys, _scores, _c.Heads, _c.KvHeads, headDim, ContextLength, first, span, _attentionScale);
+            _kernels.LaunchAttentionSoftmax(_scores, _c.Heads, span);
+            _kernels.LaunchAttentionWeightedSum(_scores, values, _attention, _c.Heads, _c.KvHeads, headDim, ContextLength, first, span);
             return;
         }
 
-        int qDim = _c.QDim, kvDim = _c.KvDim, headDim = _c.HeadDim, window = _c.SlidingWindow ?? 0;
-        DeviceView<float> k = _qkv.Slice(qDim, _qkv.Length - qDim), v = _qkv.Slice(qDim + kvDim, _qkv.Length - qDim - kvDim);
+        int window = _c.SlidingWindow ?? 0;
+        DeviceView<float> keysRows = _qkv.Slice(qDim, _qkv.Length - qDim), valuesRows = _qkv.Slice(qDim + kvDim, _qkv.Length - qDim - kvDim);
         _kernels.LaunchRopeRows(_c.RopeLayout, n, _qkv, _cos, _sin, headDim, _c.Heads, _qkvStride, start);
-        _kernels.LaunchRopeRows(_c.RopeLayout, n, k, _cos, _sin, headDim, _c.KvHeads, _qkvStride, start);
-        if (KvCacheDtype == KvCacheDtype.F16)
-        {
-            BlockAttention(n, k, v, _halfKeys[layer], _halfValues[layer], start, window);
-        }
-        else
-        {
-            BlockAttention(n, k, v, _keys[layer], _values[layer], start, window);
-        }
-    }
-
-    /// <summary>Stores the block's keys and values, then its causal attention into _attention.</summary>
-    private void BlockAttention<TCache>(int n, DeviceView<float> k, DeviceView<float> v, DeviceView<TCache> keys, DeviceView<TCache> values, int start, int window)
-        where TCache : unmanaged
-    {
-        int headDim = _c.HeadDim;
-        _kernels.LaunchKvCacheStoreRows(n, k, v, keys, values, _c.KvHeads, headDim, ContextLength, _qkvStride, start);
+        _kernels.LaunchRopeRows(_c.RopeLayout, n, keysRows, _cos, _sin, headDim, _c.KvHeads, _qkvStride, start);
+        _kernels.LaunchKvCacheStoreRows(n, keysRows, valuesRows, keys, values, _c.KvHeads, headDim, ContextLength, _qkvStride, start);
         _kernels.LaunchAttentionScoresRows(n, _qkv, keys, _scores, _c.Heads, _c.KvHeads, headDim, ContextLength, start, window, _qkvStride, _attentionScale);
         _kernels.LaunchAttentionSoftmaxRows(n, _scores, _c.Heads, start, window);
         _kernels.LaunchAttentionWeightedSumRows(n, _scores, values, _attention, _c.Heads, _c.KvHeads, headDim, ContextLength, start, window);
-    }
-
-    private void DecodeAttention(int layer, int position)
-    {
-        int qDim = _c.QDim, kvDim = _c.KvDim, headDim = _c.HeadDim;
-        DeviceView<float> q = _qkv.Slice(0, qDim), k = _qkv.Slice(qDim, kvDim), v = _qkv.Slice(qDim + kvDim, kvDim);
-        DeviceView<float> cos = _cos.Slice((long)position * _rope.HalfDim, _rope.HalfDim);
-        DeviceView<float> sin = _sin.Slice((long)position * _rope.HalfDim, _rope.HalfDim);
-        if (_c.RopeLayout == RopeLayout.InterleavedPairs)
-        {
-            _kernels.LaunchRopeInterleaved(q, cos, sin, _c.Heads, headDim);
-            _kernels.LaunchRopeInterleaved(k, cos, sin, _c.KvHeads, headDim);
-        }
-        else
-        {
-            _kernels.LaunchRopeHalfSplit(q, cos, sin, _c.Heads, headDim);
-            _kernels.LaunchRopeHalfSplit(k, cos, sin, _c.KvHeads, headDim);
-        }
-
-        int first = _c.SlidingWindow is int window ? Math.Max(0, position - window + 1) : 0;
-        int span = position - first + 1;
-        if (KvCacheDtype == KvCacheDtype.F16)
-        {
-            _kernels.LaunchKvCacheStoreHalf(k, v, _halfKeys[layer], _halfValues[layer], _c.KvHeads, headDim, ContextLength, position);
-            _kernels.LaunchAttentionScoresHalf(q, _halfKeys[layer], _scores, _c.Heads, _c.KvHeads, headDim, ContextLength, first, span, _attentionScale);
-            _kernels.LaunchAttentionSoftmax(_scores, _c.Heads, span);
-            _kernels.LaunchAttentionWeightedSumHalf(_scores, _halfValues[layer], _attention, _c.Heads, _c.KvHeads, headDim, ContextLength, first, span);
-        }
-        else
-        {
-            _kernels.LaunchKvCacheStore(k, v, _keys[layer], _values[layer], _c.KvHeads, headDim, ContextLength, position);
-            _kernels.LaunchAttentionScores(q, _keys[layer], _scores, _c.Heads, _c.KvHeads, headDim, ContextLength, first, span, _attentionScale);
-            _kernels.LaunchAttentionSoftmax(_scores, _c.Heads, span);
-            _kernels.LaunchAttentionWeightedSum(_scores, _values[layer], _attention, _c.Heads, _c.KvHeads, headDim, ContextLength, first, span);
-        }
     }
 
     /// <summary>
