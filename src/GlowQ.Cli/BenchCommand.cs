@@ -83,32 +83,12 @@ internal static class BenchCommand
                     .Replace("repeats", "--repeats", StringComparison.Ordinal).Replace("warm-up runs", "--warmup", StringComparison.Ordinal));
             }
 
-            int threadCount = parse.GetValue(threads);
-            if (threadCount < 0)
-            {
-                throw new CliUsageException($"--threads must be ≥ 0, got {threadCount}");
-            }
-
+            int threadCount = CommonOptions.CheckThreads(parse.GetValue(threads));
             string? profileName = parse.GetValue(profile);
             DeviceProfile deviceProfile = DeviceProfiles.Resolve(profileName);
-            string kvName = parse.GetValue(kvCache) ?? deviceProfile.KvCacheDtype;
-            if (!KvCacheDtypes.TryParse(kvName, out KvCacheDtype kvDtype))
-            {
-                throw new CliUsageException($"--kv-cache must be f16 or f32, got '{kvName}'");
-            }
-
-            string backendName = parse.GetValue(backend) ?? "auto";
-            CudaProbeResult? cuda = backendName switch
-            {
-                "cpu" => null,
-                "cuda" or "auto" => CudaAvailability.Probe(),
-                _ => throw new CliUsageException($"--backend must be auto, cuda or cpu, got '{backendName}'"),
-            };
-            if (backendName == "cuda" && cuda is { IsAvailable: false })
-            {
-                throw new CliUsageException($"--backend cuda: {cuda.Describe()}");
-            }
-
+            KvCacheDtype kvDtype = CommonOptions.ParseKvCache(parse.GetValue(kvCache) ?? deviceProfile.KvCacheDtype);
+            string backendName = BackendOption.Parse(parse.GetValue(backend));
+            CudaProbeResult? cuda = BackendOption.Probe(backendName);
             bool onGpu = cuda is { IsAvailable: true };
             using var interrupt = new InterruptCancellation(stderr);
             CancellationToken cancellation = interrupt.Token;
@@ -165,8 +145,7 @@ internal static class BenchCommand
                 for (int c = 0; c < plans.Count; c++)
                 {
                     ConfigurationPlan plan = plans[c];
-                    GlqFile file = Open(plan.Path);
-                    using ILanguageModel model = onGpu ? OpenGpu(file, plan.Mask, plan.Options) : GlqRuntimeModel.Open(file, plan.Mask, plan.Options);
+                    using ILanguageModel model = OpenModel(plan, onGpu);
                     deviceBytes[c] = model is GpuGlqModel gpu ? gpu.DeviceBytes : null;
                     foreach (int length in plan.PromptLengths)
                     {
@@ -252,16 +231,16 @@ internal static class BenchCommand
 
     private static GlqFile Open(string path) => path.Length == 0 ? BundledModel.Open() : GlqFile.Open(path);
 
-    private static GpuGlqModel OpenGpu(GlqFile file, byte[] mask, InferenceOptions options)
+    /// <summary>A configuration's model on the GPU or the CPU; it owns its file, which a failed open closes.</summary>
+    private static ILanguageModel OpenModel(ConfigurationPlan plan, bool onGpu)
     {
-        CudaGpuDevice device = CudaGpuDevice.Open();
+        GlqFile file = Open(plan.Path);
         try
         {
-            return GpuGlqModel.Open(file, device, mask, options);
+            return onGpu ? BackendOption.OpenGpu(file, plan.Mask, plan.Options) : GlqRuntimeModel.Open(file, plan.Mask, plan.Options);
         }
         catch
         {
-            device.Dispose();
             file.Dispose();
             throw;
         }

@@ -95,11 +95,11 @@ internal sealed class CommonOptions(CliDefaults defaults)
     /// <summary>The --model path, or null for the bundled model.</summary>
     public string? ModelPath(ParseResult parse) => parse.GetValue(Model) is { Length: > 0 } path ? path : null;
 
-    public int ThreadCount(ParseResult parse)
-    {
-        int threads = parse.GetValue(Threads);
-        return threads >= 0 ? threads : throw new CliUsageException($"--threads must be ≥ 0, got {threads}");
-    }
+    public int ThreadCount(ParseResult parse) => CheckThreads(parse.GetValue(Threads));
+
+    /// <summary>A --threads value: ≥ 0, where 0 is one per core.</summary>
+    public static int CheckThreads(int threads) =>
+        threads >= 0 ? threads : throw new CliUsageException($"--threads must be ≥ 0, got {threads}");
 
     /// <param name="contextLength">Positions the KV cache holds; 0: the model's maximum, capped (<see cref="InferenceOptions.DefaultContextCap"/>).</param>
     public LoadedModel Load(ParseResult parse, int contextLength) => Load(parse, _ => contextLength);
@@ -115,7 +115,7 @@ internal sealed class CommonOptions(CliDefaults defaults)
             throw new CliUsageException("--simulated, --restore and --metric apply to .glq models only");
         }
 
-        string backend = BackendChoice(parse);
+        string backend = BackendOption.Parse(parse.GetValue(Backend));
         if (backend == "cuda" && (!glq || parse.GetValue(Simulated)))
         {
             throw new CliUsageException("--backend cuda runs .glq models on the int4 kernels; checkpoints and --simulated run on the CPU");
@@ -230,19 +230,14 @@ internal sealed class CommonOptions(CliDefaults defaults)
     /// </summary>
     private GpuGlqModel? OpenGpu(GlqFile file, byte[] mask, InferenceOptions options, string backend)
     {
-        if (backend == "cpu")
+        CudaProbeResult? probe = BackendOption.Probe(backend);
+        if (probe is null)
         {
             return null;
         }
 
-        CudaProbeResult probe = CudaAvailability.Probe();
         if (!probe.IsAvailable)
         {
-            if (backend == "cuda")
-            {
-                throw new CliUsageException($"--backend cuda: {probe.Describe()}");
-            }
-
             if (defaults.Log.IsEnabled(LogLevel.Information))
             {
                 defaults.Log.LogInformation("{Reason}", $"no GPU ({probe.Describe()}): running on the CPU");
@@ -251,32 +246,15 @@ internal sealed class CommonOptions(CliDefaults defaults)
             return null;
         }
 
-        CudaGpuDevice device = CudaGpuDevice.Open();
-        try
-        {
-            return GpuGlqModel.Open(file, device, mask, options);
-        }
-        catch
-        {
-            device.Dispose();
-            throw;
-        }
+        return BackendOption.OpenGpu(file, mask, options);
     }
 
-    private string BackendChoice(ParseResult parse) => parse.GetValue(Backend) switch
-    {
-        string name when name is "auto" or "cuda" or "cpu" => name,
-        string name => throw new CliUsageException($"--backend must be auto, cuda or cpu, got '{name}'"),
-        null => "auto",
-    };
-
     /// <summary>--kv-cache, or null when it is not given.</summary>
-    private KvCacheDtype? KvCacheChoice(ParseResult parse) => parse.GetValue(KvCache) switch
-    {
-        null => null,
-        string name when KvCacheDtypes.TryParse(name, out KvCacheDtype dtype) => dtype,
-        string name => throw new CliUsageException($"--kv-cache must be f16 or f32, got '{name}'"),
-    };
+    private KvCacheDtype? KvCacheChoice(ParseResult parse) => parse.GetValue(KvCache) is string name ? ParseKvCache(name) : null;
+
+    /// <summary>A --kv-cache value: f16 or f32.</summary>
+    public static KvCacheDtype ParseKvCache(string name) =>
+        KvCacheDtypes.TryParse(name, out KvCacheDtype dtype) ? dtype : throw new CliUsageException($"--kv-cache must be f16 or f32, got '{name}'");
 
     /// <summary>The restoration mask: the file's default, all, none, or the top fraction of units by a stored score.</summary>
     /// <param name="profileFraction">The named device profile's restore fraction, used when --restore is not given.</param>
