@@ -130,46 +130,29 @@ internal static class BenchCommand
                 }
             }
 
-            // Rounds: each round loads every configuration in turn and runs each prompt length once, so drift in the
-            // machine's speed (clocks, neighbours on a shared host) spreads over all configurations instead of
-            // skewing their ratios; the first round adds the warm-up runs.
-            var benchmark = new LatencyBenchmark();
-            var timings = plans.Select(p => p.PromptLengths.ToDictionary(l => l, _ => new List<RunTiming>())).ToArray();
+            // In rounds (every configuration once per round), so a shared machine's drift does not skew the ratios.
             var deviceBytes = new long?[plans.Count];
             var peakHost = new long[plans.Count];
             int totalRuns = plans.Sum(p => p.PromptLengths.Length) * (settings.WarmupRuns + settings.Repeats);
             int done = 0;
             progress.BeginStage("runs", totalRuns);
-            for (int round = 0; round < settings.Repeats; round++)
-            {
-                for (int c = 0; c < plans.Count; c++)
+            IReadOnlyList<PromptLengthResult>[] measured = new LatencyBenchmark().MeasureInRounds(
+                [.. plans.Select(plan => new BenchmarkSubject(() => OpenModel(plan, onGpu), plan.PromptLengths))],
+                settings,
+                run => progress.Advance(done++,
+                    $"round {run.Round + 1}/{settings.Repeats}: {plans[run.Subject].Label}, prompt {run.PromptLength}{(run.Warmup ? ", warm-up" : "")}"),
+                (c, model) =>
                 {
-                    ConfigurationPlan plan = plans[c];
-                    using ILanguageModel model = OpenModel(plan, onGpu);
                     deviceBytes[c] = model is GpuGlqModel gpu ? gpu.DeviceBytes : null;
-                    foreach (int length in plan.PromptLengths)
-                    {
-                        for (int run = round == 0 ? -settings.WarmupRuns : 0; run <= 0; run++)
-                        {
-                            progress.Advance(done++, $"round {round + 1}/{settings.Repeats}: {plan.Label}, prompt {length}{(run < 0 ? ", warm-up" : "")}");
-                            RunTiming timing = benchmark.RunOnce(model, length, settings.GeneratedTokens, cancellation);
-                            if (run == 0)
-                            {
-                                timings[c][length].Add(timing);
-                            }
-                        }
-                    }
-
                     peakHost[c] = Process.GetCurrentProcess().PeakWorkingSet64;
-                }
-            }
-
+                },
+                cancellation);
             progress.Advance(totalRuns);
             var configurations = new List<BenchmarkConfiguration>();
             for (int c = 0; c < plans.Count; c++)
             {
                 ConfigurationPlan plan = plans[c];
-                PromptLengthResult[] results = [.. plan.PromptLengths.Select(l => LatencyBenchmark.Summarize(l, settings.GeneratedTokens, timings[c][l]))];
+                IReadOnlyList<PromptLengthResult> results = measured[c];
                 PromptLengthResult longest = results.MaxBy(r => r.PromptTokens)!;
                 long kvBytes = DecodeTraffic.KvBytes(plan.Glq.Config, kvDtype.ElementBytes(), longest.PromptTokens + (settings.GeneratedTokens / 2));
                 double achieved = (plan.WeightBytes + kvBytes) * longest.DecodeTokensPerSecond.Median / 1e9;

@@ -6,8 +6,8 @@ namespace GlowQ.Runtime.Benchmarks;
 /// <summary>What one benchmark configuration runs: prompt lengths, tokens generated after each prompt, runs.</summary>
 /// <param name="PromptLengths">Prompt lengths in tokens, each ≥ 1; prompt + generated tokens must fit the context.</param>
 /// <param name="GeneratedTokens">Tokens generated after each prompt, ≥ 2: the first comes from the prompt's own logits (TTFB), the rest time decoding.</param>
-/// <param name="Repeats">Measured runs per prompt length, ≥ 1; the statistics are over these.</param>
-/// <param name="WarmupRuns">Unmeasured runs first (JIT, caches, clocks), ≥ 0.</param>
+/// <param name="Repeats">Rounds, ≥ 1: measured runs per subject and prompt length; the statistics are over these.</param>
+/// <param name="WarmupRuns">Unmeasured runs per subject and prompt length in the first round (JIT, caches, clocks), ≥ 0.</param>
 public sealed record LatencySettings(IReadOnlyList<int> PromptLengths, int GeneratedTokens, int Repeats, int WarmupRuns = 1)
 {
     /// <summary>The positions a model needs to run these settings.</summary>
@@ -42,8 +42,14 @@ public sealed record Spread(double Median, double Min, double Max)
     }
 }
 
+/// <summary>One configuration of a benchmark: how to open its model (the benchmark disposes it) and its prompt lengths (null: the settings').</summary>
+public sealed record BenchmarkSubject(Func<ILanguageModel> Open, IReadOnlyList<int>? PromptLengths = null);
+
+/// <summary>The run about to start: its round (0-based), subject index, prompt length, and whether it is a warm-up.</summary>
+public readonly record struct RunProgress(int Round, int Subject, int PromptLength, bool Warmup);
+
 /// <summary>One run's two timed parts: prompt → first token, and the tokens after it.</summary>
-public readonly record struct RunTiming(TimeSpan FirstToken, TimeSpan Decoding);
+internal readonly record struct RunTiming(TimeSpan FirstToken, TimeSpan Decoding);
 
 /// <summary>One prompt length's measurements.</summary>
 /// <param name="PromptTokens">The prompt's length.</param>
@@ -65,44 +71,61 @@ public sealed class LatencyBenchmark(TimeProvider clock)
     {
     }
 
-    /// <summary>Measures every prompt length of <paramref name="settings"/> on <paramref name="model"/>, its runs back to back.</summary>
-    /// <param name="progress">Called before each run with (prompt length, run index, runs per length, is warm-up).</param>
-    public IReadOnlyList<PromptLengthResult> Measure(
-        ILanguageModel model, LatencySettings settings, Action<int, int, int, bool>? progress = null, CancellationToken cancellation = default)
+    /// <summary>
+    /// Measures every subject at each of its prompt lengths, in rounds: each round opens every subject in turn, runs each
+    /// of its prompt lengths once and disposes it, so drift in the machine's speed (clocks, neighbours on a shared host)
+    /// spreads over all subjects instead of skewing their ratios. The first round adds the warm-up runs. Returns, per
+    /// subject, one result per prompt length over the rounds (<see cref="LatencySettings.Repeats"/> of them).
+    /// </summary>
+    /// <param name="progress">Called before each run.</param>
+    /// <param name="measured">Called with each subject's index and model after its runs of a round, before it is disposed.</param>
+    public IReadOnlyList<PromptLengthResult>[] MeasureInRounds(
+        IReadOnlyList<BenchmarkSubject> subjects,
+        LatencySettings settings,
+        Action<RunProgress>? progress = null,
+        Action<int, ILanguageModel>? measured = null,
+        CancellationToken cancellation = default)
     {
-        ArgumentNullException.ThrowIfNull(model);
+        ArgumentNullException.ThrowIfNull(subjects);
         ArgumentNullException.ThrowIfNull(settings);
         if (settings.Problem() is string problem)
         {
             throw new ArgumentException(problem, nameof(settings));
         }
 
-        var results = new List<PromptLengthResult>();
-        foreach (int length in settings.PromptLengths)
+        IReadOnlyList<int>[] lengths = [.. subjects.Select(s => s.PromptLengths ?? settings.PromptLengths)];
+        var timings = lengths.Select(l => l.ToDictionary(length => length, _ => new List<RunTiming>())).ToArray();
+        for (int round = 0; round < settings.Repeats; round++)
         {
-            var runs = new List<RunTiming>();
-            for (int run = 0; run < settings.WarmupRuns + settings.Repeats; run++)
+            for (int subject = 0; subject < subjects.Count; subject++)
             {
-                bool warmup = run < settings.WarmupRuns;
-                progress?.Invoke(length, warmup ? run : run - settings.WarmupRuns, warmup ? settings.WarmupRuns : settings.Repeats, warmup);
-                RunTiming timing = RunOnce(model, length, settings.GeneratedTokens, cancellation);
-                if (!warmup)
+                using ILanguageModel model = subjects[subject].Open();
+                foreach (int length in lengths[subject])
                 {
-                    runs.Add(timing);
+                    for (int run = round == 0 ? -settings.WarmupRuns : 0; run <= 0; run++)
+                    {
+                        progress?.Invoke(new RunProgress(round, subject, length, Warmup: run < 0));
+                        RunTiming timing = RunOnce(model, length, settings.GeneratedTokens, cancellation);
+                        if (run == 0)
+                        {
+                            timings[subject][length].Add(timing);
+                        }
+                    }
                 }
-            }
 
-            results.Add(Summarize(length, settings.GeneratedTokens, runs));
+                measured?.Invoke(subject, model);
+            }
         }
 
-        return results;
+        return [.. timings.Select((bySubject, subject) =>
+            (IReadOnlyList<PromptLengthResult>)[.. lengths[subject].Select(l => Summarize(l, settings.GeneratedTokens, bySubject[l]))])];
     }
 
     /// <summary>
     /// One run: a prompt of <paramref name="promptLength"/> tokens at position 0, its first token, then
     /// <paramref name="generate"/> − 1 greedy tokens one at a time.
     /// </summary>
-    public RunTiming RunOnce(ILanguageModel model, int promptLength, int generate, CancellationToken cancellation = default)
+    private RunTiming RunOnce(ILanguageModel model, int promptLength, int generate, CancellationToken cancellation = default)
     {
         ArgumentNullException.ThrowIfNull(model);
         ArgumentOutOfRangeException.ThrowIfLessThan(promptLength, 1);
@@ -121,7 +144,7 @@ public sealed class LatencyBenchmark(TimeProvider clock)
     }
 
     /// <summary>The median, minimum and maximum of runs of one prompt length.</summary>
-    public static PromptLengthResult Summarize(int promptLength, int generate, IReadOnlyCollection<RunTiming> runs)
+    private static PromptLengthResult Summarize(int promptLength, int generate, IReadOnlyCollection<RunTiming> runs)
     {
         ArgumentNullException.ThrowIfNull(runs);
         return new PromptLengthResult(

@@ -57,7 +57,7 @@ public sealed class LatencyBenchmarkTests
         var model = new TimedModel(clock, TimeSpan.FromMilliseconds(2), TimeSpan.FromMilliseconds(5));
         var settings = new LatencySettings([16, 64], GeneratedTokens: 11, Repeats: 3, WarmupRuns: 2);
 
-        IReadOnlyList<PromptLengthResult> results = new LatencyBenchmark(clock).Measure(model, settings);
+        IReadOnlyList<PromptLengthResult> results = new LatencyBenchmark(clock).MeasureInRounds([new BenchmarkSubject(() => model)], settings)[0];
 
         Assert.Equal([16, 64], results.Select(r => r.PromptTokens));
         Assert.Equal(new Spread(32, 32, 32), results[0].TtfbMs);
@@ -69,6 +69,32 @@ public sealed class LatencyBenchmarkTests
         Assert.Equal(2 * 5 * 11, model.Calls.Count);
         Assert.Equal((1, 16), model.Calls[1]);
         Assert.Equal((1, 25), model.Calls[10]);
+    }
+
+    [Fact]
+    public void Rounds_RunEverySubjectOncePerRound_WarmupsOnlyInTheFirst_AndSubjectsKeepTheirOwnLengthsAndTimes()
+    {
+        var clock = new ManualClock();
+        var fast = new TimedModel(clock, TimeSpan.FromMilliseconds(1), TimeSpan.FromMilliseconds(2));
+        var slow = new TimedModel(clock, TimeSpan.FromMilliseconds(3), TimeSpan.FromMilliseconds(6));
+        var order = new List<(int Round, int Subject, int Length, bool Warmup)>();
+        var opened = new List<int>();
+
+        IReadOnlyList<PromptLengthResult>[] results = new LatencyBenchmark(clock).MeasureInRounds(
+            [new BenchmarkSubject(() => { opened.Add(0); return fast; }), new BenchmarkSubject(() => { opened.Add(1); return slow; }, [8])],
+            new LatencySettings([4, 8], GeneratedTokens: 3, Repeats: 3, WarmupRuns: 1),
+            run => order.Add((run.Round, run.Subject, run.PromptLength, run.Warmup)));
+
+        Assert.Equal([0, 1, 0, 1, 0, 1], opened);
+        Assert.Equal(
+            [(0, 0, 4, true), (0, 0, 4, false), (0, 0, 8, true), (0, 0, 8, false), (0, 1, 8, true), (0, 1, 8, false),
+             (1, 0, 4, false), (1, 0, 8, false), (1, 1, 8, false), (2, 0, 4, false), (2, 0, 8, false), (2, 1, 8, false)],
+            order);
+        Assert.Equal([4, 8], results[0].Select(r => r.PromptTokens));
+        Assert.Equal(new Spread(8, 8, 8), results[0][1].TtfbMs);
+        Assert.Equal([8], results[1].Select(r => r.PromptTokens));
+        Assert.Equal(new Spread(24, 24, 24), results[1][0].TtfbMs);
+        Assert.Equal(1000.0 / 6, results[1][0].DecodeTokensPerSecond.Median, 9);
     }
 
     [Theory]
@@ -91,7 +117,7 @@ public sealed class LatencyBenchmarkTests
     {
         var clock = new ManualClock();
         var model = new TimedModel(clock, TimeSpan.FromMilliseconds(1), TimeSpan.FromMilliseconds(1));
-        var e = Assert.Throws<ArgumentException>(() => new LatencyBenchmark(clock).Measure(model, new LatencySettings([250], 10, 1)));
+        var e = Assert.Throws<ArgumentException>(() => new LatencyBenchmark(clock).MeasureInRounds([new BenchmarkSubject(() => model)], new LatencySettings([250], 10, 1)));
         Assert.Contains("needs 260 positions; the model's context holds 256", e.Message, StringComparison.Ordinal);
     }
 
