@@ -161,10 +161,18 @@ public sealed class GpuGlqModel : ILanguageModel, IDeviceArgmax
         {
             int n = Math.Min(_block, tokens.Length - done);
             RunBlock(tokens.Slice(done, n), startPosition + done);
-            for (int t = allPositions ? 0 : n - 1; t < n && (allPositions || done + n == tokens.Length); t++)
+            if (allPositions)
             {
-                Head(t);
-                _device.Download(_logits, logits.Slice(allPositions ? (done + t) * vocab : 0, vocab));
+                for (int t = 0; t < n; t++)
+                {
+                    Head(t);
+                    _device.Download(_logits, logits.Slice((done + t) * vocab, vocab));
+                }
+            }
+            else if (done + n == tokens.Length)
+            {
+                Head(n - 1);
+                _device.Download(_logits, logits[..vocab]);
             }
         }
     }
