@@ -38,6 +38,26 @@ public interface IDeviceArgmax
     int ForwardArgmax(ReadOnlySpan<int> tokens, int startPosition);
 }
 
+/// <summary>
+/// A model that can sample the next token where its logits live (a GPU): repetition penalty, temperature, top-k, top-p,
+/// min-p and the draw, so only the token id crosses to the host. <see cref="TextGenerator"/> uses it when
+/// <see cref="Sampler.CanSampleOnDevice"/> allows, handing over the sampler's penalised ids and its next uniform draw.
+/// </summary>
+public interface IDeviceSampler
+{
+    /// <summary>The largest top-k the device can sample with.</summary>
+    int MaxTopK { get; }
+
+    /// <summary>
+    /// Runs <paramref name="tokens"/> as <see cref="ILanguageModel.Forward"/> does and returns the token that
+    /// <see cref="Sampler.Sample"/> would pick from the last token's logits with the same settings and draw.
+    /// </summary>
+    /// <param name="options">Temperature &gt; 0 and a top-k in (0, <see cref="MaxTopK"/>].</param>
+    /// <param name="penalisedTokens">Distinct ids inside the vocabulary (<see cref="Sampler.PenalisedTokens"/>).</param>
+    /// <param name="uniform">The sampler's draw in [0, 1) (<see cref="Sampler.NextUniform"/>).</param>
+    int ForwardSample(ReadOnlySpan<int> tokens, int startPosition, SamplingOptions options, ReadOnlySpan<int> penalisedTokens, float uniform);
+}
+
 /// <summary>The argument rules of <see cref="ILanguageModel.Forward"/>, shared by every implementation.</summary>
 public static class ForwardArguments
 {

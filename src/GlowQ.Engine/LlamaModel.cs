@@ -15,6 +15,12 @@ public sealed record InferenceOptions
     /// <summary>Tokens per prefill step: prompts longer than this are processed in chunks.</summary>
     public int PrefillChunk { get; init; } = 64;
 
+    /// <summary>
+    /// Positions per chunk of decode attention on the GPU: a span longer than this is split into chunks that run in
+    /// parallel and are joined afterwards (one thread per head and chunk instead of one per head).
+    /// </summary>
+    public int AttentionChunk { get; init; } = 256;
+
     /// <summary>How the KV cache stores keys and values: fp32 (the reference) or fp16, half the memory, rounded once when stored.</summary>
     public KvCacheDtype KvCacheDtype { get; init; } = KvCacheDtype.F32;
 

@@ -45,6 +45,7 @@ public sealed class Sampler
     private readonly float[] _probabilities;
     private readonly int[] _candidates;
     private readonly bool[] _penalised;
+    private readonly int[] _recent;
     private readonly Comparison<int> _byDescendingProbability;
     private ulong _state;
 
@@ -54,6 +55,7 @@ public sealed class Sampler
         _probabilities = new float[vocabSize];
         _candidates = new int[vocabSize];
         _penalised = new bool[vocabSize];
+        _recent = new int[Math.Min(options.RepeatLastN, vocabSize)];
         _state = options.Seed == 0 ? 0x9E3779B97F4A7C15UL : options.Seed;
 
         // Descending by probability, ascending id on ties, so results never depend on sort stability.
@@ -66,6 +68,60 @@ public sealed class Sampler
 
     /// <summary>Whether every choice is the largest logit: temperature 0 and no repetition penalty to apply first.</summary>
     public bool IsPlainGreedy => _options.Temperature == 0 && _options.RepeatPenalty == 1f;
+
+    public SamplingOptions Options => _options;
+
+    /// <summary>
+    /// Whether a device sampler whose kernels keep at most <paramref name="maxTopK"/> candidates can take this sampler's
+    /// place: a temperature above 0 and a top-k in (0, maxTopK]. Greedy decoding and unbounded top-k stay elsewhere
+    /// (the device argmax, or the host).
+    /// </summary>
+    public bool CanSampleOnDevice(int maxTopK) => _options.Temperature > 0 && _options.TopK > 0 && _options.TopK <= maxTopK;
+
+    /// <summary>
+    /// The distinct ids the repetition penalty applies to after <paramref name="history"/>, in order of first
+    /// appearance among the last RepeatLastN tokens, ids outside the vocabulary left out; empty when the penalty is off.
+    /// The span is the sampler's own buffer, valid until the next call.
+    /// </summary>
+    public ReadOnlySpan<int> PenalisedTokens(ReadOnlySpan<int> history)
+    {
+        if (_options.RepeatPenalty == 1f || _options.RepeatLastN == 0)
+        {
+            return [];
+        }
+
+        ReadOnlySpan<int> recent = history.Length > _options.RepeatLastN ? history[^_options.RepeatLastN..] : history;
+        int count = 0;
+        foreach (int token in recent)
+        {
+            if ((uint)token < (uint)_penalised.Length && !_penalised[token])
+            {
+                _penalised[token] = true;
+                _recent[count++] = token;
+            }
+        }
+
+        ReadOnlySpan<int> distinct = _recent.AsSpan(0, count);
+        foreach (int token in distinct)
+        {
+            _penalised[token] = false;
+        }
+
+        return distinct;
+    }
+
+    /// <summary>
+    /// The next uniform number in [0, 1) of the seeded stream: <see cref="Sample"/> takes exactly one per sampled token,
+    /// so a device sampler that takes one per token instead gives the same sequence for the same seed.
+    /// </summary>
+    public float NextUniform()
+    {
+        // xorshift64*: tiny, fast and reproducible across platforms and runtime versions.
+        _state ^= _state >> 12;
+        _state ^= _state << 25;
+        _state ^= _state >> 27;
+        return ((_state * 0x2545F4914F6CDD1DUL) >> 40) / 16777216f;
+    }
 
     /// <summary>Picks the next token from <paramref name="logits"/> (modified in place) given the tokens so far.</summary>
     public int Sample(Span<float> logits, ReadOnlySpan<int> history)
@@ -101,7 +157,7 @@ public sealed class Sampler
             }
         }
 
-        float draw = NextFloat() * cumulative;
+        float draw = NextUniform() * cumulative;
         float running = 0;
         for (int i = 0; i < keep; i++)
         {
@@ -214,36 +270,14 @@ public sealed class Sampler
 
     private void ApplyRepeatPenalty(Span<float> logits, ReadOnlySpan<int> history)
     {
-        if (_options.RepeatPenalty == 1f || _options.RepeatLastN == 0)
+        foreach (int token in PenalisedTokens(history))
         {
-            return;
-        }
-
-        ReadOnlySpan<int> recent = history.Length > _options.RepeatLastN ? history[^_options.RepeatLastN..] : history;
-        foreach (int token in recent)
-        {
-            if ((uint)token < (uint)logits.Length && !_penalised[token])
+            if ((uint)token >= (uint)logits.Length)
             {
-                _penalised[token] = true;
-                logits[token] = logits[token] > 0 ? logits[token] / _options.RepeatPenalty : logits[token] * _options.RepeatPenalty;
+                continue;
             }
-        }
 
-        foreach (int token in recent)
-        {
-            if ((uint)token < (uint)logits.Length)
-            {
-                _penalised[token] = false;
-            }
+            logits[token] = logits[token] > 0 ? logits[token] / _options.RepeatPenalty : logits[token] * _options.RepeatPenalty;
         }
-    }
-
-    // xorshift64*: tiny, fast and reproducible across platforms and runtime versions.
-    private float NextFloat()
-    {
-        _state ^= _state >> 12;
-        _state ^= _state << 25;
-        _state ^= _state >> 27;
-        return ((_state * 0x2545F4914F6CDD1DUL) >> 40) / 16777216f;
     }
 }

@@ -100,9 +100,13 @@ public sealed class TextGenerator
         string reason = "max-tokens";
         int generated = 0;
 
-        // Plain greedy decoding on a model that can pick the token itself moves one id per step, not the logits.
+        // A model that can pick the token itself moves one id per step, not the logits: by argmax for plain greedy
+        // decoding, by its own sampler for settings that sampler can take.
         IDeviceArgmax? deviceArgmax = sampler.IsPlainGreedy ? _model as IDeviceArgmax : null;
-        int chosen = Run(deviceArgmax, history.AsSpan(cached, prefilled), cached);
+        IDeviceSampler? deviceSampler = deviceArgmax is null && _model is IDeviceSampler device && sampler.CanSampleOnDevice(device.MaxTopK)
+            ? device
+            : null;
+        int chosen = Run(deviceArgmax, deviceSampler, sampler, history.AsSpan(0, length), cached);
         cached = length;
         while (generated < maxNewTokens)
         {
@@ -112,7 +116,7 @@ public sealed class TextGenerator
                 break;
             }
 
-            int next = deviceArgmax is null ? sampler.Sample(_logits, history.AsSpan(0, length)) : chosen;
+            int next = chosen >= 0 ? chosen : sampler.Sample(_logits, history.AsSpan(0, length));
             if (generated == 0)
             {
                 firstToken = clock.Elapsed;
@@ -140,7 +144,7 @@ public sealed class TextGenerator
                 break;
             }
 
-            chosen = Run(deviceArgmax, history.AsSpan(length - 1, 1), length - 1);
+            chosen = Run(deviceArgmax, deviceSampler, sampler, history.AsSpan(0, length), length - 1);
             cached = length;
         }
 
@@ -150,12 +154,22 @@ public sealed class TextGenerator
         return new GenerationResult(promptTokens, generated, firstToken, total - firstToken, reason, prefilled);
     }
 
-    /// <summary>Runs tokens on the model: the device's greedy choice when <paramref name="deviceArgmax"/> is set, else logits into _logits (and −1).</summary>
-    private int Run(IDeviceArgmax? deviceArgmax, ReadOnlySpan<int> tokens, int startPosition)
+    /// <summary>
+    /// Runs history[startPosition..] on the model: the device's choice when <paramref name="deviceArgmax"/> or
+    /// <paramref name="deviceSampler"/> is set (the sampler's draw taken as <see cref="Sampler.Sample"/> would take
+    /// it), else logits into _logits (and −1).
+    /// </summary>
+    private int Run(IDeviceArgmax? deviceArgmax, IDeviceSampler? deviceSampler, Sampler sampler, ReadOnlySpan<int> history, int startPosition)
     {
+        ReadOnlySpan<int> tokens = history[startPosition..];
         if (deviceArgmax is not null)
         {
             return deviceArgmax.ForwardArgmax(tokens, startPosition);
+        }
+
+        if (deviceSampler is not null)
+        {
+            return deviceSampler.ForwardSample(tokens, startPosition, sampler.Options, sampler.PenalisedTokens(history), sampler.NextUniform());
         }
 
         _model.Forward(tokens, startPosition, _logits);

@@ -10,7 +10,10 @@ namespace GlowQ.Kernels;
 /// query head h reads kv head h / (heads / kvHeads). Three implicitly grouped launches, because a launch cannot share
 /// a reduction across its threads: <see cref="AttentionScores"/> (one thread per head and position),
 /// <see cref="AttentionSoftmax"/> (one thread per head), <see cref="AttentionWeightedSum"/> (one thread per output
-/// element). Half-suffixed variants read an fp16 cache; products and sums are fp32 either way, as on the CPU.
+/// element). Half-suffixed variants read an fp16 cache; products and sums are fp32 either way, as on the CPU. A long
+/// span instead splits over the sequence (flash-decoding): <see cref="AttentionChunkSoftmax"/> and
+/// <see cref="AttentionChunkWeightedSum"/> per chunk of positions, then <see cref="AttentionCombineChunks"/>, so the
+/// serial walk per thread is one chunk rather than the whole context.
 /// <para>
 /// A layer's keys and values are each laid out [kvHead][position][headDim] with room for contextLength positions,
 /// exactly as <c>KvCache</c> stores one layer, so the host can hand over per-layer views without repacking. Callers
@@ -109,16 +112,7 @@ public static class AttentionKernels
     internal static void SoftmaxInPlace(ArrayView<float> scores, int start, int span)
     {
         int end = start + span;
-        float max = scores[start];
-        for (int i = start + 1; i < end; i++)
-        {
-            // A NaN score must win, as it does in the CPU softmax, so a diverging model is not silently masked.
-            float value = scores[i];
-            if (value > max || XMath.IsNaN(value))
-            {
-                max = value;
-            }
-        }
+        float max = Reductions.MaxOrNaN(scores, start, end);
 
         float sum = 0f;
         for (int i = start; i < end; i++)
@@ -201,6 +195,157 @@ public static class AttentionKernels
         long valueStart = KeyOffset(head, 0, heads, kvHeads, headDim, contextLength, firstPosition) + d;
         int weightStart = head * span;
         output[index] = WeightedValueSum(weights, weightStart, values, valueStart, span, headDim);
+    }
+
+    /// <summary>
+    /// Split-sequence (flash-decoding) softmax for long spans: chunk c of head h, positions [c·chunkLength,
+    /// min((c+1)·chunkLength, span)), is exponentiated against its own maximum m_c, in place, and its sum l_c recorded.
+    /// <see cref="AttentionCombineChunks"/> rescales the chunks by exp(m_c − max_c m_c), so the result is the softmax
+    /// of the whole row while every chunk runs on its own thread. A NaN score wins the maximum, as in the CPU softmax.
+    /// Launch with extent = heads · chunks, after <see cref="AttentionScores"/> or <see cref="AttentionScoresHalf"/>.
+    /// </summary>
+    /// <param name="index">h · chunks + c.</param>
+    /// <param name="scores">fp32 [heads × span]; each chunk is replaced by exp(score − m_c).</param>
+    /// <param name="chunkMaxima">fp32 [heads × chunks]: m_c.</param>
+    /// <param name="chunkSums">fp32 [heads × chunks]: l_c = Σ exp(score − m_c) over the chunk.</param>
+    /// <param name="span">Attended positions, ≥ 1.</param>
+    /// <param name="chunkLength">Positions per chunk, ≥ 1.</param>
+    /// <param name="chunks">⌈span / chunkLength⌉.</param>
+    [GpuKernel]
+    public static void AttentionChunkSoftmax(
+        Index1D index, ArrayView<float> scores, ArrayView<float> chunkMaxima, ArrayView<float> chunkSums, int span, int chunkLength, int chunks)
+    {
+        int head = index.X / chunks;
+        int first = (index.X - (head * chunks)) * chunkLength;
+        int start = (head * span) + first;
+        int end = start + Math.Min(chunkLength, span - first);
+        float max = Reductions.MaxOrNaN(scores, start, end);
+
+        float sum = 0f;
+        for (int i = start; i < end; i++)
+        {
+            float weight = XMath.Exp(scores[i] - max);
+            scores[i] = weight;
+            sum += weight;
+        }
+
+        chunkMaxima[index] = max;
+        chunkSums[index] = sum;
+    }
+
+    /// <summary>
+    /// partials[(h·chunks + c)·headDim + d] = Σ_{s in chunk c} weights[h·span + s] · v_{kv(h), firstPosition+s}[d], fp32
+    /// values, the chunk's unnormalised weights from <see cref="AttentionChunkSoftmax"/>. Launch with extent =
+    /// heads · chunks · headDim.
+    /// </summary>
+    /// <param name="index">(h · chunks + c) · headDim + d.</param>
+    /// <param name="weights">fp32 [heads × span] from <see cref="AttentionChunkSoftmax"/>.</param>
+    /// <param name="values">One layer's values, fp32 [kvHeads × contextLength × headDim].</param>
+    /// <param name="partials">fp32 [heads × chunks × headDim].</param>
+    /// <param name="heads">Query heads; a multiple of kvHeads.</param>
+    /// <param name="kvHeads">Key/value heads.</param>
+    /// <param name="headDim">Elements per head.</param>
+    /// <param name="contextLength">Positions the cache holds per kv head.</param>
+    /// <param name="firstPosition">The first attended position.</param>
+    /// <param name="span">Attended positions, ≥ 1.</param>
+    /// <param name="chunkLength">Positions per chunk.</param>
+    /// <param name="chunks">⌈span / chunkLength⌉.</param>
+    [GpuKernel]
+    public static void AttentionChunkWeightedSum(
+        Index1D index,
+        ArrayView<float> weights,
+        ArrayView<float> values,
+        ArrayView<float> partials,
+        int heads,
+        int kvHeads,
+        int headDim,
+        int contextLength,
+        int firstPosition,
+        int span,
+        int chunkLength,
+        int chunks)
+    {
+        (int head, int first, int count, int d) = ChunkOf(index.X, headDim, span, chunkLength, chunks);
+        long valueStart = KeyOffset(head, first, heads, kvHeads, headDim, contextLength, firstPosition) + d;
+        partials[index] = WeightedValueSum(weights, (head * span) + first, values, valueStart, count, headDim);
+    }
+
+    /// <summary>
+    /// As <see cref="AttentionChunkWeightedSum"/>, with an fp16 value cache (widened to fp32 as read).
+    /// Launch with extent = heads · chunks · headDim.
+    /// </summary>
+    /// <param name="index">(h · chunks + c) · headDim + d.</param>
+    /// <param name="weights">fp32 [heads × span] from <see cref="AttentionChunkSoftmax"/>.</param>
+    /// <param name="values">One layer's values, fp16 [kvHeads × contextLength × headDim].</param>
+    /// <param name="partials">fp32 [heads × chunks × headDim].</param>
+    /// <param name="heads">Query heads; a multiple of kvHeads.</param>
+    /// <param name="kvHeads">Key/value heads.</param>
+    /// <param name="headDim">Elements per head.</param>
+    /// <param name="contextLength">Positions the cache holds per kv head.</param>
+    /// <param name="firstPosition">The first attended position.</param>
+    /// <param name="span">Attended positions, ≥ 1.</param>
+    /// <param name="chunkLength">Positions per chunk.</param>
+    /// <param name="chunks">⌈span / chunkLength⌉.</param>
+    [GpuKernel]
+    public static void AttentionChunkWeightedSumHalf(
+        Index1D index,
+        ArrayView<float> weights,
+        ArrayView<Half> values,
+        ArrayView<float> partials,
+        int heads,
+        int kvHeads,
+        int headDim,
+        int contextLength,
+        int firstPosition,
+        int span,
+        int chunkLength,
+        int chunks)
+    {
+        (int head, int first, int count, int d) = ChunkOf(index.X, headDim, span, chunkLength, chunks);
+        long valueStart = KeyOffset(head, first, heads, kvHeads, headDim, contextLength, firstPosition) + d;
+        partials[index] = WeightedValueSum(weights, (head * span) + first, values, valueStart, count, headDim);
+    }
+
+    /// <summary>
+    /// output[h·headDim + d] = Σ_c exp(m_c − M)·partials_c[d] / Σ_c exp(m_c − M)·l_c with M = max_c m_c: the chunks of
+    /// <see cref="AttentionChunkWeightedSum"/> joined into the attention output, every factor ≤ 1 so nothing overflows.
+    /// Launch with extent = heads · headDim.
+    /// </summary>
+    /// <param name="index">h · headDim + d.</param>
+    /// <param name="partials">fp32 [heads × chunks × headDim].</param>
+    /// <param name="chunkMaxima">fp32 [heads × chunks] from <see cref="AttentionChunkSoftmax"/>.</param>
+    /// <param name="chunkSums">fp32 [heads × chunks] from <see cref="AttentionChunkSoftmax"/>.</param>
+    /// <param name="output">fp32: at least heads · headDim elements; element index is written.</param>
+    /// <param name="headDim">Elements per head.</param>
+    /// <param name="chunks">Chunks per head.</param>
+    [GpuKernel]
+    public static void AttentionCombineChunks(
+        Index1D index, ArrayView<float> partials, ArrayView<float> chunkMaxima, ArrayView<float> chunkSums, ArrayView<float> output, int headDim, int chunks)
+    {
+        int head = index.X / headDim;
+        int d = index.X - (head * headDim);
+        int statsStart = head * chunks;
+        float max = Reductions.MaxOrNaN(chunkMaxima, statsStart, statsStart + chunks);
+
+        float numerator = 0f, denominator = 0f;
+        for (int c = 0; c < chunks; c++)
+        {
+            float scale = XMath.Exp(chunkMaxima[statsStart + c] - max);
+            numerator += scale * partials[((long)(statsStart + c) * headDim) + d];
+            denominator += scale * chunkSums[statsStart + c];
+        }
+
+        output[index] = numerator / denominator;
+    }
+
+    /// <summary>Head, first position in the span, positions and element d of a chunked weighted-sum thread.</summary>
+    private static (int Head, int First, int Count, int D) ChunkOf(int index, int headDim, int span, int chunkLength, int chunks)
+    {
+        int headChunk = index / headDim;
+        int d = index - (headChunk * headDim);
+        int head = headChunk / chunks;
+        int first = (headChunk - (head * chunks)) * chunkLength;
+        return (head, first, Math.Min(chunkLength, span - first), d);
     }
 
     /// <summary>

@@ -11,7 +11,8 @@ namespace GlowQ.Kernels;
 /// each kernel; row t sits at position startPosition + t. Attention is causal: row t attends positions up to its own
 /// (within the sliding window when one is set), which the KV cache holds once <see cref="KvCacheStoreRows"/> has
 /// stored the block. The arithmetic per row is the decode kernels' own (shared helpers), so a row of a block and a
-/// decoded token give the same values.
+/// decoded token give the same values — except in the products (B·x, the int4 rows), where a decoded token splits each
+/// row over a warp to keep its reads coalesced, while a block has rows enough to give each output one thread.
 /// </summary>
 public static class PrefillKernels
 {

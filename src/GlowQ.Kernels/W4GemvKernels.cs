@@ -23,26 +23,33 @@ public static class W4GemvKernels
     public const int CodesPerWord = 8;
 
     /// <summary>
-    /// t = B·x, the rank-r projection every member of a unit shares: one thread per row of B.
-    /// Launch with extent = rank; a unit with rank 0 or a masked-off unit launches nothing.
+    /// t = B·x, the rank-r projection every member of a unit shares: one warp per row of B. Launch with extent =
+    /// rank · <see cref="Warp.WarpSize"/>; a unit with rank 0 or a masked-off unit launches nothing.
     /// </summary>
-    /// <param name="factorRow">Row j of B (0 ≤ j &lt; rank).</param>
+    /// <param name="index">j · warp size + lane, for row j of B (0 ≤ j &lt; rank).</param>
     /// <param name="rightFactor">B, fp16 [rank × cols] row-major: at least rank·cols elements.</param>
     /// <param name="input">x, fp32: at least cols elements.</param>
-    /// <param name="projected">t, fp32: at least rank elements; element j is written.</param>
+    /// <param name="projected">t, fp32: at least rank elements; element j is written (by lane 0).</param>
     /// <param name="cols">The unit's input width (unpadded).</param>
     [GpuKernel]
-    public static void UnitRightFactor(Index1D factorRow, ArrayView<Half> rightFactor, ArrayView<float> input, ArrayView<float> projected, int cols)
+    public static void UnitRightFactor(Index1D index, ArrayView<Half> rightFactor, ArrayView<float> input, ArrayView<float> projected, int cols)
     {
-        projected[factorRow] = DenseKernels.HalfRowDot(rightFactor, (long)factorRow.X * cols, input, cols);
+        int factorRow = index.X / Warp.WarpSize;
+        float sum = WarpMath.Sum(WarpMath.LaneHalfRowDot(rightFactor, (long)factorRow * cols, input, cols));
+        if (Warp.LaneIdx == 0)
+        {
+            projected[factorRow] = sum;
+        }
     }
 
     /// <summary>
-    /// y[o] = Q(W)[o]·x + A[o]·t (+ bias[o]) for every row o of a stacked unit: one thread per output row, fp32
-    /// accumulation. Launch with extent = the unit's total rows (the sum of its members' rows); member i's output is
-    /// then y[offset_i … offset_i + rows_i). Launch <see cref="UnitRightFactor"/> first when rank &gt; 0.
+    /// y[o] = Q(W)[o]·x + A[o]·t (+ bias[o]) for every row o of a stacked unit, fp32 accumulation. One warp per output
+    /// row, lane l reading code words l, l + warp, … of the row, so a warp's loads of one step are adjacent words (the
+    /// thread-per-row form reads one word per row per step, 32 rows apart). Launch with extent = the unit's total rows
+    /// (the sum of its members' rows) · <see cref="Warp.WarpSize"/>; member i's output is then
+    /// y[offset_i … offset_i + rows_i). Launch <see cref="UnitRightFactor"/> first when rank &gt; 0.
     /// </summary>
-    /// <param name="row">Output row o of the stacked unit.</param>
+    /// <param name="index">o · warp size + lane, for output row o of the stacked unit.</param>
     /// <param name="codeWords">Packed codes as u32 words, [totalRows × paddedCols/8], paddedCols = ⌈cols/groupSize⌉·groupSize.</param>
     /// <param name="scales">fp16 scales, [totalRows × groups], groups = ⌈cols/groupSize⌉.</param>
     /// <param name="zeros">Zero points packed two per byte (low nibble = even group), [totalRows × ⌈groups/2⌉] bytes.</param>
@@ -50,13 +57,13 @@ public static class W4GemvKernels
     /// <param name="leftFactors">The members' A stacked, fp16 [totalRows × rank]; any (e.g. length-0) view when rank is 0.</param>
     /// <param name="projected">t = B·x from <see cref="UnitRightFactor"/>, at least rank elements; any view when rank is 0.</param>
     /// <param name="input">x, fp32: at least cols elements.</param>
-    /// <param name="output">y, fp32: at least totalRows elements; element o is written.</param>
+    /// <param name="output">y, fp32: at least totalRows elements; element o is written (by lane 0).</param>
     /// <param name="cols">The unit's input width (unpadded).</param>
     /// <param name="groupSize">Columns per scale, a multiple of <see cref="CodesPerWord"/>.</param>
     /// <param name="rank">The correction rank; 0 for a rank-0 or masked-off unit, which reads neither A nor t.</param>
     [GpuKernel]
     public static void W4GemvCorrected(
-        Index1D row,
+        Index1D index,
         ArrayView<uint> codeWords,
         ArrayView<Half> scales,
         ArrayView<byte> zeros,
@@ -69,15 +76,21 @@ public static class W4GemvKernels
         int groupSize,
         int rank)
     {
-        output[row] = CorrectedRow(row.X, codeWords, scales, zeros, bias, leftFactors, projected, input, cols, groupSize, rank);
+        int row = index.X / Warp.WarpSize;
+        float value = WarpMath.Sum(LaneCorrectedRowPartial(row, codeWords, scales, zeros, leftFactors, projected, input, cols, groupSize, rank));
+        if (Warp.LaneIdx == 0)
+        {
+            output[row] = value + (bias.Length > 0 ? bias[row] : 0f);
+        }
     }
 
     /// <summary>
     /// hidden[o] = silu(gate[o])·up[o], where gate and up are the corrected rows of a stacked gate/up unit (gate rows
-    /// 0…hiddenRows−1, then up rows hiddenRows…2·hiddenRows−1). One thread forms both rows, so only the product is
-    /// written. Launch with extent = hiddenRows, after <see cref="UnitRightFactor"/> when rank &gt; 0.
+    /// 0…hiddenRows−1, then up rows hiddenRows…2·hiddenRows−1). One warp forms both rows, so only the product is
+    /// written. Launch with extent = hiddenRows · <see cref="Warp.WarpSize"/>, after <see cref="UnitRightFactor"/> when
+    /// rank &gt; 0.
     /// </summary>
-    /// <param name="row">Hidden row o (0 ≤ o &lt; hiddenRows).</param>
+    /// <param name="index">o · warp size + lane, for hidden row o (0 ≤ o &lt; hiddenRows).</param>
     /// <param name="codeWords">As <see cref="W4GemvCorrected"/>, with totalRows = 2·hiddenRows.</param>
     /// <param name="scales">As <see cref="W4GemvCorrected"/>, with totalRows = 2·hiddenRows.</param>
     /// <param name="zeros">As <see cref="W4GemvCorrected"/>, with totalRows = 2·hiddenRows.</param>
@@ -85,14 +98,14 @@ public static class W4GemvKernels
     /// <param name="leftFactors">A of gate then up, fp16 [2·hiddenRows × rank]; any view when rank is 0.</param>
     /// <param name="projected">t = B·x, at least rank elements; any view when rank is 0.</param>
     /// <param name="input">x, fp32: at least cols elements.</param>
-    /// <param name="hidden">fp32: at least hiddenRows elements; element o is written.</param>
+    /// <param name="hidden">fp32: at least hiddenRows elements; element o is written (by lane 0).</param>
     /// <param name="hiddenRows">Rows of gate (= rows of up).</param>
     /// <param name="cols">The unit's input width (unpadded).</param>
     /// <param name="groupSize">Columns per scale, a multiple of <see cref="CodesPerWord"/>.</param>
     /// <param name="rank">The correction rank; 0 skips the correction.</param>
     [GpuKernel]
     public static void W4GemvSwiGlu(
-        Index1D row,
+        Index1D index,
         ArrayView<uint> codeWords,
         ArrayView<Half> scales,
         ArrayView<byte> zeros,
@@ -106,11 +119,75 @@ public static class W4GemvKernels
         int groupSize,
         int rank)
     {
-        float gate = CorrectedRow(row.X, codeWords, scales, zeros, bias, leftFactors, projected, input, cols, groupSize, rank);
-        float up = CorrectedRow(row.X + hiddenRows, codeWords, scales, zeros, bias, leftFactors, projected, input, cols, groupSize, rank);
-        hidden[row] = Activations.Silu(gate) * up;
+        int row = index.X / Warp.WarpSize;
+        float gate = WarpMath.Sum(LaneCorrectedRowPartial(row, codeWords, scales, zeros, leftFactors, projected, input, cols, groupSize, rank));
+        float up = WarpMath.Sum(LaneCorrectedRowPartial(row + hiddenRows, codeWords, scales, zeros, leftFactors, projected, input, cols, groupSize, rank));
+        if (Warp.LaneIdx == 0)
+        {
+            if (bias.Length > 0)
+            {
+                gate += bias[row];
+                up += bias[row + hiddenRows];
+            }
+
+            hidden[row] = Activations.Silu(gate) * up;
+        }
     }
 
+    /// <summary>
+    /// This lane's share of Q(W)[row]·x + A[row]·t: code words w ≡ lane (mod warp) of the row, each scaled by its own
+    /// group's scale, and factor terms j ≡ lane (mod warp). The warp's sum of the shares is the row (without bias).
+    /// </summary>
+    private static float LaneCorrectedRowPartial(
+        int row,
+        ArrayView<uint> codeWords,
+        ArrayView<Half> scales,
+        ArrayView<byte> zeros,
+        ArrayView<Half> leftFactors,
+        ArrayView<float> projected,
+        ArrayView<float> input,
+        int cols,
+        int groupSize,
+        int rank)
+    {
+        int lane = Warp.LaneIdx, lanes = Warp.WarpSize;
+        int groups = (cols + groupSize - 1) / groupSize;
+        int wordsPerGroup = groupSize / CodesPerWord;
+        int wordsWithColumns = (cols + CodesPerWord - 1) / CodesPerWord;
+        long rowWords = (long)row * groups * wordsPerGroup;
+        long rowScales = (long)row * groups;
+        long rowZeros = (long)row * ((groups + 1) / 2);
+        float total = 0f;
+        for (int w = lane; w < wordsWithColumns; w += lanes)
+        {
+            int g = w / wordsPerGroup;
+            int zero = (zeros[rowZeros + (g >> 1)] >> ((g & 1) * 4)) & 0xF;
+            uint word = codeWords[rowWords + w];
+            int col = w * CodesPerWord;
+            int count = Math.Min(CodesPerWord, cols - col);
+            float wordSum = 0f;
+            for (int k = 0; k < count; k++)
+            {
+                int code = (int)((word >> (4 * k)) & 0xF);
+                wordSum += (code - zero) * input[col + k];
+            }
+
+            total += wordSum * (float)scales[rowScales + g];
+        }
+
+        long factorStart = (long)row * rank;
+        for (int j = lane; j < rank; j += lanes)
+        {
+            total += (float)leftFactors[factorStart + j] * projected[j];
+        }
+
+        return total;
+    }
+
+    /// <summary>
+    /// Q(W)[row]·x + A[row]·t (+ bias[row]) on one thread, in column order: the prefill (rows) kernels' arithmetic, where
+    /// a block supplies enough rows to fill the GPU without splitting a row across a warp.
+    /// </summary>
     internal static float CorrectedRow(
         int row,
         ArrayView<uint> codeWords,

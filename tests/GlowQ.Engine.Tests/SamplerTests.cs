@@ -94,6 +94,77 @@ public sealed class SamplerTests
     }
 
     [Theory]
+    [InlineData(0.8f, 40, 64, true)]
+    [InlineData(0.8f, 64, 64, true)]
+    [InlineData(0.8f, 1, 64, true)]
+    [InlineData(0.8f, 65, 64, false)]
+    [InlineData(0.8f, 0, 64, false)]
+    [InlineData(0f, 40, 64, false)]
+    public void CanSampleOnDevice_NeedsATemperatureAndATopKWithinTheDevicesCap(float temperature, int topK, int maxTopK, bool expected)
+    {
+        var s = new Sampler(100, new SamplingOptions { Temperature = temperature, TopK = topK, RepeatPenalty = 1.3f });
+        Assert.Equal(expected, s.CanSampleOnDevice(maxTopK));
+    }
+
+    [Fact]
+    public void PenalisedTokens_AreTheDistinctInVocabularyIdsOfTheLastN_InFirstSeenOrder()
+    {
+        var s = new Sampler(10, new SamplingOptions { RepeatPenalty = 1.3f, RepeatLastN = 6 });
+
+        // 9 and 2 fall outside the last six; 42 and −1 are outside the vocabulary.
+        Assert.Equal([4, 7, 1], s.PenalisedTokens([9, 2, 4, 7, 4, 42, 1, -1]).ToArray());
+        // The sampler's scratch marks are cleared, so a second call sees the same ids again.
+        Assert.Equal([4, 7, 1], s.PenalisedTokens([9, 2, 4, 7, 4, 42, 1, -1]).ToArray());
+    }
+
+    [Theory]
+    [InlineData(1f, 64)]
+    [InlineData(1.3f, 0)]
+    public void PenalisedTokens_AreEmptyWhenThePenaltyIsOff(float penalty, int lastN)
+    {
+        var s = new Sampler(10, new SamplingOptions { RepeatPenalty = penalty, RepeatLastN = lastN });
+        Assert.True(s.PenalisedTokens([1, 2, 3]).IsEmpty);
+    }
+
+    [Fact]
+    public void PenalisedTokens_AreTheIdsSamplePenalises()
+    {
+        var options = new SamplingOptions { Temperature = 0, RepeatPenalty = 2, RepeatLastN = 4 };
+        int[] history = [5, 0, 3, 3, 1, 0];
+        float[] logits = [4, -2, 6, 8, 1, 10];
+        float[] penalised = (float[])logits.Clone();
+
+        new Sampler(6, options).Sample(penalised, history);
+        int[] ids = new Sampler(6, options).PenalisedTokens(history).ToArray();
+
+        for (int i = 0; i < logits.Length; i++)
+        {
+            Assert.Equal(ids.Contains(i), penalised[i] != logits[i]);
+        }
+    }
+
+    [Fact]
+    public void NextUniform_IsTheDrawSampleTakes_OnePerToken()
+    {
+        // 256 equal logits: every probability is exactly 1/256 and every running sum exact, so Sample returns ⌊u · 256⌋
+        // for its draw u. A twin sampler's NextUniform must produce those draws in the same order.
+        var options = new SamplingOptions { Temperature = 1, TopK = 0, TopP = 1, MinP = 0, Seed = 1234 };
+        var sampler = new Sampler(256, options);
+        var twin = new Sampler(256, options);
+        var tokens = new List<int>();
+        for (int i = 0; i < 200; i++)
+        {
+            int token = sampler.Sample(new float[256], []);
+            float u = twin.NextUniform();
+            Assert.InRange(u, 0f, 1f - (1f / 16777216f));
+            Assert.Equal((int)(u * 256), token);
+            tokens.Add(token);
+        }
+
+        Assert.True(tokens.Distinct().Count() > 100, "the draws should spread over the vocabulary");
+    }
+
+    [Theory]
     [InlineData(-1f, 40, 0.9f, 0f, 1f)]
     [InlineData(1f, -1, 0.9f, 0f, 1f)]
     [InlineData(1f, 40, 0f, 0f, 1f)]

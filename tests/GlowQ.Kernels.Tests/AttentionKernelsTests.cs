@@ -39,6 +39,48 @@ public sealed class AttentionKernelsTests(CpuAcceleratorFixture accelerators)
         int warpSize, int heads, int kvHeads, int headDim, int position, int window, KvCacheDtype dtype) =>
         AttendLikeReferences(accelerators.WithWarpSize(warpSize), heads, kvHeads, headDim, position, window, dtype);
 
+    /// <summary>Spans split into chunks of 1, 3, 7 and 16 positions, the last chunk ragged or whole, windowed or not.</summary>
+    [Theory]
+    [InlineData(4, 8, 4, 16, 32, 0, KvCacheDtype.F32, 7)]
+    [InlineData(32, 4, 1, 24, 39, 0, KvCacheDtype.F16, 16)]
+    [InlineData(4, 8, 4, 24, 20, 0, KvCacheDtype.F32, 3)]
+    [InlineData(32, 8, 4, 16, 32, 9, KvCacheDtype.F16, 3)]
+    [InlineData(4, 4, 1, 16, 5, 0, KvCacheDtype.F32, 1)]
+    public void Split_over_the_sequence_attends_like_float64_and_the_cpu_engine(
+        int warpSize, int heads, int kvHeads, int headDim, int position, int window, KvCacheDtype dtype, int chunkLength) =>
+        AttendLikeReferences(accelerators.WithWarpSize(warpSize), heads, kvHeads, headDim, position, window, dtype, chunkLength);
+
+    [Fact]
+    public void Split_softmax_of_scores_far_beyond_exp_range_stays_finite_and_a_NaN_score_poisons_only_its_head()
+    {
+        Accelerator accelerator = accelerators.WithWarpSize(4);
+        const int Heads = 2, Span = 7, ChunkLength = 3, HeadDim = 1, Chunks = 3;
+        // Head 0: one chunk far above the others; head 1: a NaN in its last chunk.
+        float[] scores = [-1000f, -999f, -998f, 1000f, 999.5f, 990f, -5f, 1f, 2f, 3f, 4f, 5f, 6f, float.NaN];
+        float[] values = [.. Enumerable.Range(0, Span).Select(p => (float)(p + 1))];
+        using var scoreBuffer = accelerator.Upload(scores);
+        using var valueBuffer = accelerator.Upload(values);
+        using var output = accelerator.Zeros<float>(Heads * HeadDim);
+
+        // One kv head, context = span, head dim 1: values[p] is position p's value for both heads.
+        using var maxima = accelerator.Zeros<float>(Heads * Chunks);
+        using var sums = accelerator.Zeros<float>(Heads * Chunks);
+        using var partials = accelerator.Zeros<float>(Heads * Chunks * HeadDim);
+        accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int>(AttentionKernels.AttentionChunkSoftmax)(
+            Heads * Chunks, scoreBuffer.View, maxima.View, sums.View, Span, ChunkLength, Chunks);
+        accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int, int, int, int, int, int>(AttentionKernels.AttentionChunkWeightedSum)(
+            Heads * Chunks * HeadDim, scoreBuffer.View, valueBuffer.View, partials.View, Heads, 1, HeadDim, Span, 0, Span, ChunkLength, Chunks);
+        accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int>(AttentionKernels.AttentionCombineChunks)(
+            Heads * HeadDim, partials.View, maxima.View, sums.View, output.View, HeadDim, Chunks);
+
+        float[] actual = accelerator.Download(output);
+        double[] row = [.. scores.Take(Span).Select(x => (double)x)];
+        double max = row.Max();
+        double expected = row.Select((x, p) => Math.Exp(x - max) * values[p]).Sum() / row.Sum(x => Math.Exp(x - max));
+        Assert.True(Math.Abs(actual[0] - expected) <= Tolerance * Math.Abs(expected), $"head 0: gpu {actual[0]}, float64 {expected}");
+        Assert.True(float.IsNaN(actual[1]), $"head 1 attends a NaN score but gave {actual[1]}");
+    }
+
     [Theory]
     [InlineData(4)]
     [InlineData(32)]
@@ -96,7 +138,8 @@ public sealed class AttentionKernelsTests(CpuAcceleratorFixture accelerators)
         Assert.Equal(actual, MemoryMarshal.Cast<ILGPU.Half, ushort>(accelerator.Download(cacheValues)).ToArray());
     }
 
-    private static void AttendLikeReferences(Accelerator accelerator, int heads, int kvHeads, int headDim, int position, int window, KvCacheDtype dtype)
+    /// <param name="chunkLength">0 for the single-pass softmax and weighted sum; else the split (flash-decoding) kernels with chunks of this many positions.</param>
+    private static void AttendLikeReferences(Accelerator accelerator, int heads, int kvHeads, int headDim, int position, int window, KvCacheDtype dtype, int chunkLength = 0)
     {
         var random = new Random(HashCode.Combine(heads, kvHeads, headDim, position, window, dtype));
         int tokenWidth = kvHeads * headDim, layerLength = kvHeads * ContextLength * headDim;
@@ -148,16 +191,24 @@ public sealed class AttentionKernelsTests(CpuAcceleratorFixture accelerators)
                 heads * span, query.View, deviceKeys32!.View, scores.View, heads, kvHeads, headDim, ContextLength, first, span, scale);
         }
 
-        accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, int>(AttentionKernels.AttentionSoftmax)(heads, scores.View, span);
-        if (half)
+        if (chunkLength > 0)
         {
-            accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<ILGPU.Half>, ArrayView<float>, int, int, int, int, int, int>(AttentionKernels.AttentionWeightedSumHalf)(
-                heads * headDim, scores.View, deviceValues16!.View, output.View, heads, kvHeads, headDim, ContextLength, first, span);
+            RunChunked(accelerator, scores.View, half ? deviceValues16!.View : default, half ? default : deviceValues32!.View, output.View,
+                heads, kvHeads, headDim, first, span, chunkLength);
         }
         else
         {
-            accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int, int, int, int>(AttentionKernels.AttentionWeightedSum)(
-                heads * headDim, scores.View, deviceValues32!.View, output.View, heads, kvHeads, headDim, ContextLength, first, span);
+            accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, int>(AttentionKernels.AttentionSoftmax)(heads, scores.View, span);
+            if (half)
+            {
+                accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<ILGPU.Half>, ArrayView<float>, int, int, int, int, int, int>(AttentionKernels.AttentionWeightedSumHalf)(
+                    heads * headDim, scores.View, deviceValues16!.View, output.View, heads, kvHeads, headDim, ContextLength, first, span);
+            }
+            else
+            {
+                accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int, int, int, int>(AttentionKernels.AttentionWeightedSum)(
+                    heads * headDim, scores.View, deviceValues32!.View, output.View, heads, kvHeads, headDim, ContextLength, first, span);
+            }
         }
 
         float[] actual = accelerator.Download(output);
@@ -175,6 +226,32 @@ public sealed class AttentionKernelsTests(CpuAcceleratorFixture accelerators)
             Assert.True(Math.Abs(actual[i] - expected[i]) <= bound, $"[{i}]: gpu {actual[i]}, float64 {expected[i]}");
             Assert.True(Math.Abs(actual[i] - cpu[i]) <= 2 * bound, $"[{i}]: gpu {actual[i]}, cpu {cpu[i]}");
         }
+    }
+
+    /// <summary>The split path: per-chunk softmax and weighted sums (fp16 values when <paramref name="values16"/> is set), then the join.</summary>
+    private static void RunChunked(
+        Accelerator accelerator, ArrayView<float> scores, ArrayView<ILGPU.Half> values16, ArrayView<float> values32, ArrayView<float> output,
+        int heads, int kvHeads, int headDim, int first, int span, int chunkLength)
+    {
+        int chunks = ((span - 1) / chunkLength) + 1;
+        using var maxima = accelerator.Zeros<float>(heads * chunks);
+        using var sums = accelerator.Zeros<float>(heads * chunks);
+        using var partials = accelerator.Zeros<float>(heads * chunks * headDim);
+        accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int>(AttentionKernels.AttentionChunkSoftmax)(
+            heads * chunks, scores, maxima.View, sums.View, span, chunkLength, chunks);
+        if (values16.Length > 0)
+        {
+            accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<ILGPU.Half>, ArrayView<float>, int, int, int, int, int, int, int, int>(AttentionKernels.AttentionChunkWeightedSumHalf)(
+                heads * chunks * headDim, scores, values16, partials.View, heads, kvHeads, headDim, ContextLength, first, span, chunkLength, chunks);
+        }
+        else
+        {
+            accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int, int, int, int, int, int>(AttentionKernels.AttentionChunkWeightedSum)(
+                heads * chunks * headDim, scores, values32, partials.View, heads, kvHeads, headDim, ContextLength, first, span, chunkLength, chunks);
+        }
+
+        accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int>(AttentionKernels.AttentionCombineChunks)(
+            heads * headDim, partials.View, maxima.View, sums.View, output, headDim, chunks);
     }
 
     /// <summary>The device cache holds exactly the engine cache's elements at positions 0…position, and NaN after.</summary>

@@ -21,7 +21,7 @@ public sealed class DenseKernelsTests(CpuAcceleratorFixture accelerators)
         using var output = accelerator.Zeros<float>(rows);
         var kernel = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<ILGPU.Half>, ArrayView<float>, ArrayView<float>, int>(DenseKernels.HalfMatrixVector);
 
-        kernel(rows, matrixBuffer.View, input.View, output.View, cols);
+        kernel(rows * accelerator.WarpSize, matrixBuffer.View, input.View, output.View, cols);
 
         float[] y = accelerator.Download(output);
         for (int r = 0; r < rows; r++)

@@ -75,7 +75,7 @@ public sealed class GpuGlqModelTests(CpuAcceleratorFixture accelerators) : IDisp
     {
         string path = BundledStories260K();
         var options = new InferenceOptions { ContextLength = 64, Threads = 1 };
-        using var device = new IlgpuCpuDevice(accelerators.WithWarpSize(32));
+        using var device = new IlgpuCpuDevice(accelerators.WithWarpSize(4));
         using GpuGlqModel gpu = GpuGlqModel.Open(GlqFile.Open(path), device, mask: null, options);
         using GlqRuntimeModel cpu = GlqRuntimeModel.Open(path, mask: null, options);
         int vocab = gpu.Config.VocabSize;
@@ -107,7 +107,7 @@ public sealed class GpuGlqModelTests(CpuAcceleratorFixture accelerators) : IDisp
         string path = BundledStories260K();
         var options = new InferenceOptions { ContextLength = 64, Threads = 1 };
         var tokenizer = GlowQ.Tokenizers.Llama2cTokenizer.Load(SharedData.Stories260KTokenizer);
-        using var device = new IlgpuCpuDevice(accelerators.WithWarpSize(32));
+        using var device = new IlgpuCpuDevice(accelerators.WithWarpSize(4));
         using GpuGlqModel gpu = GpuGlqModel.Open(GlqFile.Open(path), device, mask: null, options);
         using GlqRuntimeModel cpu = GlqRuntimeModel.Open(path, mask: null, options);
         int[] prompt = [.. tokenizer.Encode("Once upon a time", addBos: true)];
@@ -181,7 +181,7 @@ public sealed class GpuGlqModelTests(CpuAcceleratorFixture accelerators) : IDisp
         };
     }
 
-    private static void AssertClose(ReadOnlySpan<float> actual, ReadOnlySpan<float> expected, double tolerance, string where)
+    internal static void AssertClose(ReadOnlySpan<float> actual, ReadOnlySpan<float> expected, double tolerance, string where)
     {
         double diff = 0, scale = 0;
         for (int i = 0; i < expected.Length; i++)
@@ -209,7 +209,7 @@ public sealed class GpuGlqModelTests(CpuAcceleratorFixture accelerators) : IDisp
     }
 
     /// <summary>The product's bundled model, models/stories260K/stories260K.glq in the repository.</summary>
-    private static string BundledStories260K()
+    internal static string BundledStories260K()
     {
         for (var directory = new DirectoryInfo(AppContext.BaseDirectory); directory is not null; directory = directory.Parent)
         {

@@ -19,10 +19,13 @@ internal sealed class IlgpuCpuDevice(Accelerator accelerator) : IGpuDevice
 
     private readonly SortedDictionary<ulong, MemoryBuffer1D<byte, Stride1D.Dense>> _buffers = [];
     private readonly List<(MethodInfo Method, Kernel Kernel)> _kernels = [];
+    private readonly Dictionary<ulong, long> _mapped = [];
 
     public string Description => $"ILGPU CPU accelerator, warp size {accelerator.WarpSize}";
 
-    public bool IsIntegrated => false;
+    public bool IsIntegrated { get; init; }
+
+    public int WarpSize => accelerator.WarpSize;
 
     /// <summary>Launches so far, to show that work ran here rather than on the CPU backend.</summary>
     public int Launches { get; private set; }
@@ -41,6 +44,35 @@ internal sealed class IlgpuCpuDevice(Accelerator accelerator) : IGpuDevice
         var address = (ulong)buffer.NativePtr;
         _buffers.Add(address, buffer);
         return new DevicePointer(address);
+    }
+
+    /// <summary>Bytes made readable through <see cref="MapHostMemory"/> and not yet unmapped.</summary>
+    public long MappedBytes { get; private set; }
+
+    /// <summary>
+    /// The CPU accelerator cannot address arbitrary host memory, so a mapping is a copy taken at map time; kernels read
+    /// the same bytes either way, because the caller must keep mapped memory unchanged.
+    /// </summary>
+    public DevicePointer MapHostMemory(nint hostAddress, long bytes)
+    {
+        DevicePointer pointer = Allocate(bytes);
+        unsafe
+        {
+            new ReadOnlySpan<byte>((void*)hostAddress, checked((int)bytes)).CopyTo(HostBytes(pointer, (int)bytes));
+        }
+
+        _mapped.Add(pointer.Address, bytes);
+        MappedBytes += bytes;
+        return pointer;
+    }
+
+    public void UnmapHostMemory(DevicePointer devicePointer)
+    {
+        if (_mapped.Remove(devicePointer.Address, out long bytes))
+        {
+            MappedBytes -= bytes;
+            Free(devicePointer);
+        }
     }
 
     public void Free(DevicePointer pointer)

@@ -69,7 +69,7 @@ internal sealed class UnitBuffers : IDisposable
         using var input = accelerator.Upload(x);
         using var projected = accelerator.Zeros<float>(unit.Rank);
         var kernel = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<ILGPU.Half>, ArrayView<float>, ArrayView<float>, int>(W4GemvKernels.UnitRightFactor);
-        kernel(unit.Rank, rightFactor.View, input.View, projected.View, unit.Cols);
+        kernel(unit.Rank * accelerator.WarpSize, rightFactor.View, input.View, projected.View, unit.Cols);
         return accelerator.Download(projected);
     }
 

@@ -165,7 +165,7 @@ public sealed class W4GemvKernelsTests(CpuAcceleratorFixture accelerators)
         }
     }
 
-    /// <summary>The launch sequence a decode step uses: t = B·x when restoring, then one thread per stacked row.</summary>
+    /// <summary>The launch sequence a decode step uses: t = B·x when restoring, then one warp per stacked row.</summary>
     private static float[] RunCorrected(Accelerator accelerator, RandomUnit unit, float[] x, bool restore)
     {
         int rank = restore ? unit.Rank : 0;
@@ -173,7 +173,7 @@ public sealed class W4GemvKernelsTests(CpuAcceleratorFixture accelerators)
         using var output = accelerator.Zeros<float>(unit.TotalRows);
         var kernel = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<uint>, ArrayView<ILGPU.Half>, ArrayView<byte>, ArrayView<float>,
             ArrayView<ILGPU.Half>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int>(W4GemvKernels.W4GemvCorrected);
-        kernel(unit.TotalRows, buffers.CodeWords, buffers.Scales, buffers.Zeros, buffers.Bias, buffers.LeftFactors, buffers.Projected, buffers.Input,
+        kernel(unit.TotalRows * accelerator.WarpSize, buffers.CodeWords, buffers.Scales, buffers.Zeros, buffers.Bias, buffers.LeftFactors, buffers.Projected, buffers.Input,
             output.View, unit.Cols, unit.GroupSize, rank);
         return accelerator.Download(output);
     }
@@ -185,7 +185,7 @@ public sealed class W4GemvKernelsTests(CpuAcceleratorFixture accelerators)
         using var hidden = accelerator.Zeros<float>(hiddenRows);
         var kernel = accelerator.LoadAutoGroupedStreamKernel<Index1D, ArrayView<uint>, ArrayView<ILGPU.Half>, ArrayView<byte>, ArrayView<float>,
             ArrayView<ILGPU.Half>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int, int>(W4GemvKernels.W4GemvSwiGlu);
-        kernel(hiddenRows, buffers.CodeWords, buffers.Scales, buffers.Zeros, buffers.Bias, buffers.LeftFactors, buffers.Projected, buffers.Input,
+        kernel(hiddenRows * accelerator.WarpSize, buffers.CodeWords, buffers.Scales, buffers.Zeros, buffers.Bias, buffers.LeftFactors, buffers.Projected, buffers.Input,
             hidden.View, hiddenRows, unit.Cols, unit.GroupSize, unit.Rank);
         return accelerator.Download(hidden);
     }

@@ -54,7 +54,7 @@ public sealed record CudaDeviceSummary(
             count);
     }
 
-    private static int Attribute(int device, int attribute)
+    internal static int Attribute(int device, int attribute)
     {
         CudaErrors.Check(CudaDriver.cuDeviceGetAttribute(out var value, attribute, device), nameof(CudaDriver.cuDeviceGetAttribute), $"attribute {attribute}");
         return value;

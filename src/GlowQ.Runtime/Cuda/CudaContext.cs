@@ -105,10 +105,22 @@ public sealed class CudaContext : IDisposable
     /// Page-locks host memory the caller owns (an mmapped weight file) and maps it into the device's address space,
     /// so kernels read it in place: zero-copy on integrated (Jetson) devices.
     /// </summary>
-    public HostMemoryRegistration RegisterHostMemory(nint hostPointer, long bytes)
+    /// <param name="readOnly">
+    /// The device will only read it. Where the driver supports the flag it is passed, because registering pages the
+    /// process mapped read-only (a model file opened for reading) requires it.
+    /// </param>
+    public HostMemoryRegistration RegisterHostMemory(nint hostPointer, long bytes, bool readOnly = false)
     {
         _ = Handle;
-        return new HostMemoryRegistration(hostPointer, bytes);
+        var flags = CudaDriver.CU_MEMHOSTREGISTER_PORTABLE | CudaDriver.CU_MEMHOSTREGISTER_DEVICEMAP;
+        // Drivers older than the attribute answer "invalid value": they do not support the flag either.
+        if (readOnly
+            && CudaDriver.cuDeviceGetAttribute(out var readOnlySupported, CudaDriver.CU_DEVICE_ATTRIBUTE_READ_ONLY_HOST_REGISTER_SUPPORTED, DeviceHandle) == CudaErrors.Success
+            && readOnlySupported != 0)
+        {
+            flags |= CudaDriver.CU_MEMHOSTREGISTER_READ_ONLY;
+        }
+        return new HostMemoryRegistration(hostPointer, bytes, flags);
     }
 
     public void Dispose()
@@ -130,12 +142,12 @@ public sealed unsafe class HostMemoryRegistration : IDisposable
 {
     private nint host;
 
-    internal HostMemoryRegistration(nint hostPointer, long bytes)
+    internal HostMemoryRegistration(nint hostPointer, long bytes, uint flags)
     {
         ArgumentOutOfRangeException.ThrowIfZero(hostPointer);
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(bytes);
         CudaErrors.Check(
-            CudaDriver.cuMemHostRegister_v2((void*)hostPointer, (nuint)bytes, CudaDriver.CU_MEMHOSTREGISTER_PORTABLE | CudaDriver.CU_MEMHOSTREGISTER_DEVICEMAP),
+            CudaDriver.cuMemHostRegister_v2((void*)hostPointer, (nuint)bytes, flags),
             nameof(CudaDriver.cuMemHostRegister_v2), $"{bytes} bytes");
         var mapped = CudaDriver.cuMemHostGetDevicePointer_v2(out var device, (void*)hostPointer, 0);
         if (mapped != CudaErrors.Success)

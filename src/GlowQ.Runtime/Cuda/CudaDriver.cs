@@ -14,17 +14,20 @@ internal static unsafe partial class CudaDriver
     /// <summary>The driver's SONAME; <c>libcuda.so</c> is only a development symlink and is often absent.</summary>
     internal const string LibraryName = "libcuda.so.1";
 
+    internal const int CU_DEVICE_ATTRIBUTE_WARP_SIZE = 10;
     internal const int CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT = 16;
     internal const int CU_DEVICE_ATTRIBUTE_INTEGRATED = 18;
     internal const int CU_DEVICE_ATTRIBUTE_CAN_MAP_HOST_MEMORY = 19;
     internal const int CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR = 75;
     internal const int CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR = 76;
+    internal const int CU_DEVICE_ATTRIBUTE_READ_ONLY_HOST_REGISTER_SUPPORTED = 113;
 
     internal const int CU_JIT_ERROR_LOG_BUFFER = 5;
     internal const int CU_JIT_ERROR_LOG_BUFFER_SIZE_BYTES = 6;
 
     internal const uint CU_MEMHOSTREGISTER_PORTABLE = 1;
     internal const uint CU_MEMHOSTREGISTER_DEVICEMAP = 2;
+    internal const uint CU_MEMHOSTREGISTER_READ_ONLY = 8;
 
     internal const uint CU_EVENT_DEFAULT = 0;
     internal const uint CU_EVENT_DISABLE_TIMING = 2;

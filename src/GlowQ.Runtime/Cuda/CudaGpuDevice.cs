@@ -13,10 +13,12 @@ public sealed unsafe class CudaGpuDevice : IGpuDevice
     private readonly List<CudaModule> modules = [];
     private readonly List<CudaFunction> functions = [];
     private readonly Dictionary<string, int> loaded = new(StringComparer.Ordinal);
+    private readonly Dictionary<DevicePointer, HostMemoryRegistration> mappings = [];
 
-    private CudaGpuDevice(CudaContext context)
+    private CudaGpuDevice(CudaContext context, int warpSize)
     {
         this.context = context;
+        WarpSize = warpSize;
     }
 
     public CudaDeviceSummary Device => context.Device;
@@ -25,11 +27,42 @@ public sealed unsafe class CudaGpuDevice : IGpuDevice
 
     public bool IsIntegrated => context.Device.IsIntegrated;
 
+    public int WarpSize { get; }
+
     /// <summary>Opens device <paramref name="ordinal"/> through its primary context.</summary>
     /// <exception cref="CudaException">No driver, no such device, or no context.</exception>
-    public static CudaGpuDevice Open(int ordinal = 0) => new(CudaContext.Create(ordinal));
+    public static CudaGpuDevice Open(int ordinal = 0)
+    {
+        var context = CudaContext.Create(ordinal);
+        try
+        {
+            CudaErrors.Check(CudaDriver.cuDeviceGet(out var device, ordinal), nameof(CudaDriver.cuDeviceGet));
+            return new CudaGpuDevice(context, CudaDeviceSummary.Attribute(device, CudaDriver.CU_DEVICE_ATTRIBUTE_WARP_SIZE));
+        }
+        catch
+        {
+            context.Dispose();
+            throw;
+        }
+    }
 
     public (long FreeBytes, long TotalBytes) MemoryInfo() => context.MemoryInfo();
+
+    /// <summary>Page-locks the host range and maps it into the device's address space (<c>cuMemHostRegister</c>, device map).</summary>
+    public DevicePointer MapHostMemory(nint hostAddress, long bytes)
+    {
+        var registration = context.RegisterHostMemory(hostAddress, bytes, readOnly: true);
+        mappings.Add(registration.DevicePointer, registration);
+        return registration.DevicePointer;
+    }
+
+    public void UnmapHostMemory(DevicePointer devicePointer)
+    {
+        if (mappings.Remove(devicePointer, out var registration))
+        {
+            registration.Dispose();
+        }
+    }
 
     public DevicePointer Allocate(long bytes)
     {
@@ -101,6 +134,11 @@ public sealed unsafe class CudaGpuDevice : IGpuDevice
         modules.Clear();
         functions.Clear();
         loaded.Clear();
+        foreach (var registration in mappings.Values)
+        {
+            registration.Dispose();
+        }
+        mappings.Clear();
         context.Dispose();
     }
 }

@@ -44,7 +44,7 @@ public sealed record LaunchAbiReport(IReadOnlyList<string> Mismatches, IReadOnly
 /// decode loop can call these every token. Not thread-safe (the packed arguments are shared): one instance per
 /// launching thread.
 /// </summary>
-public sealed class GpuKernels
+public sealed partial class GpuKernels
 {
     public const int BlockSize = 256;
 
@@ -63,6 +63,10 @@ public sealed class GpuKernels
     public const string AttentionSoftmaxName = "AttentionSoftmax";
     public const string AttentionWeightedSumName = "AttentionWeightedSum";
     public const string AttentionWeightedSumHalfName = "AttentionWeightedSumHalf";
+    public const string AttentionChunkSoftmaxName = "AttentionChunkSoftmax";
+    public const string AttentionChunkWeightedSumName = "AttentionChunkWeightedSum";
+    public const string AttentionChunkWeightedSumHalfName = "AttentionChunkWeightedSumHalf";
+    public const string AttentionCombineChunksName = "AttentionCombineChunks";
     public const string KvCacheStoreName = "KvCacheStore";
     public const string KvCacheStoreHalfName = "KvCacheStoreHalf";
     public const string HalfMatrixVectorName = "HalfMatrixVector";
@@ -82,6 +86,9 @@ public sealed class GpuKernels
     public const string AttentionSoftmaxRowsName = "AttentionSoftmaxRows";
     public const string AttentionWeightedSumRowsName = "AttentionWeightedSumRows";
     public const string AttentionWeightedSumHalfRowsName = "AttentionWeightedSumHalfRows";
+    public const string RepeatPenaltyName = "RepeatPenalty";
+    public const string SamplePartialName = "SamplePartial";
+    public const string SampleFinalName = "SampleFinal";
 
     /// <summary>
     /// Each wrapped kernel with a pack of the same method its launch uses, fed placeholder pointers, so the packing can
@@ -91,7 +98,7 @@ public sealed class GpuKernels
     [
         (W4GemvCorrectedName, static a => PackW4GemvCorrected(a, 1, Placeholder<uint>(), Placeholder<Half>(), Placeholder<byte>(),
             Placeholder<float>(), Placeholder<Half>(), Placeholder<float>(), Placeholder<float>(), Placeholder<float>(), 1, 8, 1)),
-        (W4GemvSwiGluName, static a => PackW4GemvSwiGlu(a, Placeholder<uint>(), Placeholder<Half>(), Placeholder<byte>(),
+        (W4GemvSwiGluName, static a => PackW4GemvSwiGlu(a, 1, Placeholder<uint>(), Placeholder<Half>(), Placeholder<byte>(),
             Placeholder<float>(), Placeholder<Half>(), Placeholder<float>(), Placeholder<float>(), Placeholder<float>(), 1, 1, 8, 1)),
         (UnitRightFactorName, static a => PackUnitRightFactor(a, 1, Placeholder<Half>(), Placeholder<float>(), Placeholder<float>(), 1)),
         (RmsNormPartialSumsName, static a => PackRmsNormPartialSums(a, Placeholder<float>(), Placeholder<float>(), Placeholder<float>(), 1, 1)),
@@ -106,6 +113,10 @@ public sealed class GpuKernels
         (AttentionSoftmaxName, static a => PackAttentionSoftmax(a, Placeholder<float>(), 1, 1)),
         (AttentionWeightedSumName, static a => PackAttentionWeightedSum(a, Placeholder<float>(), Placeholder<float>(), Placeholder<float>(), 1, 1, 1, 1, 0, 1)),
         (AttentionWeightedSumHalfName, static a => PackAttentionWeightedSumHalf(a, Placeholder<float>(), Placeholder<Half>(), Placeholder<float>(), 1, 1, 1, 1, 0, 1)),
+        (AttentionChunkSoftmaxName, static a => PackAttentionChunkSoftmax(a, Placeholder<float>(), Placeholder<float>(), Placeholder<float>(), 1, 1, 1)),
+        (AttentionChunkWeightedSumName, static a => PackAttentionChunkWeightedSum(a, Placeholder<float>(), Placeholder<float>(), Placeholder<float>(), 1, 1, 1, 1, 0, 1, 1, 1)),
+        (AttentionChunkWeightedSumHalfName, static a => PackAttentionChunkWeightedSum(a, Placeholder<float>(), Placeholder<Half>(), Placeholder<float>(), 1, 1, 1, 1, 0, 1, 1, 1)),
+        (AttentionCombineChunksName, static a => PackAttentionCombineChunks(a, Placeholder<float>(), Placeholder<float>(), Placeholder<float>(), Placeholder<float>(), 1, 1, 1)),
         (KvCacheStoreName, static a => PackKvCacheStore(a, Placeholder<float>(), Placeholder<float>(), Placeholder<float>(), Placeholder<float>(), 1, 1, 1, 0)),
         (KvCacheStoreHalfName, static a => PackKvCacheStoreHalf(a, Placeholder<float>(), Placeholder<float>(), Placeholder<Half>(), Placeholder<Half>(), 1, 1, 1, 0)),
         (HalfMatrixVectorName, static a => PackHalfMatrixVector(a, 1, Placeholder<Half>(), Placeholder<float>(), Placeholder<float>(), 1)),
@@ -125,6 +136,9 @@ public sealed class GpuKernels
         (AttentionSoftmaxRowsName, static a => PackAttentionSoftmaxRows(a, 1, Placeholder<float>(), 1, 0, 0, 1)),
         (AttentionWeightedSumRowsName, static a => PackAttentionWeightedSumRows(a, 1, Placeholder<float>(), Placeholder<float>(), Placeholder<float>(), 1, 1, 1, 1, 0, 0, 1)),
         (AttentionWeightedSumHalfRowsName, static a => PackAttentionWeightedSumRows(a, 1, Placeholder<float>(), Placeholder<Half>(), Placeholder<float>(), 1, 1, 1, 1, 0, 0, 1)),
+        (RepeatPenaltyName, static a => PackRepeatPenalty(a, Placeholder<float>(), Placeholder<int>(), 1, 1.1f)),
+        (SamplePartialName, static a => PackSamplePartial(a, Placeholder<float>(), Placeholder<float>(), Placeholder<int>(), Placeholder<float>(), Placeholder<float>(), 1, 1, 1, 1f)),
+        (SampleFinalName, static a => PackSampleFinal(a, Placeholder<float>(), Placeholder<int>(), Placeholder<float>(), Placeholder<float>(), Placeholder<int>(), 1, 1, 1, 1f, 0f, 0.5f)),
     ];
 
     private readonly KernelArguments arguments = new();
@@ -144,6 +158,10 @@ public sealed class GpuKernels
     private readonly int attentionSoftmax;
     private readonly int attentionWeightedSum;
     private readonly int attentionWeightedSumHalf;
+    private readonly int attentionChunkSoftmax;
+    private readonly int attentionChunkWeightedSum;
+    private readonly int attentionChunkWeightedSumHalf;
+    private readonly int attentionCombineChunks;
     private readonly int kvCacheStore;
     private readonly int kvCacheStoreHalf;
     private readonly int halfMatrixVector;
@@ -163,6 +181,9 @@ public sealed class GpuKernels
     private readonly int attentionSoftmaxRows;
     private readonly int attentionWeightedSumRows;
     private readonly int attentionWeightedSumHalfRows;
+    private readonly int repeatPenalty;
+    private readonly int samplePartial;
+    private readonly int sampleFinal;
 
     private GpuKernels(IGpuDevice device)
     {
@@ -182,6 +203,10 @@ public sealed class GpuKernels
         attentionSoftmax = device.LoadKernel(AttentionSoftmaxName);
         attentionWeightedSum = device.LoadKernel(AttentionWeightedSumName);
         attentionWeightedSumHalf = device.LoadKernel(AttentionWeightedSumHalfName);
+        attentionChunkSoftmax = device.LoadKernel(AttentionChunkSoftmaxName);
+        attentionChunkWeightedSum = device.LoadKernel(AttentionChunkWeightedSumName);
+        attentionChunkWeightedSumHalf = device.LoadKernel(AttentionChunkWeightedSumHalfName);
+        attentionCombineChunks = device.LoadKernel(AttentionCombineChunksName);
         kvCacheStore = device.LoadKernel(KvCacheStoreName);
         kvCacheStoreHalf = device.LoadKernel(KvCacheStoreHalfName);
         halfMatrixVector = device.LoadKernel(HalfMatrixVectorName);
@@ -201,6 +226,9 @@ public sealed class GpuKernels
         attentionSoftmaxRows = device.LoadKernel(AttentionSoftmaxRowsName);
         attentionWeightedSumRows = device.LoadKernel(AttentionWeightedSumRowsName);
         attentionWeightedSumHalfRows = device.LoadKernel(AttentionWeightedSumHalfRowsName);
+        repeatPenalty = device.LoadKernel(RepeatPenaltyName);
+        samplePartial = device.LoadKernel(SamplePartialName);
+        sampleFinal = device.LoadKernel(SampleFinalName);
     }
 
     /// <summary>The kernels this class can launch, in the order it checks them.</summary>
@@ -264,7 +292,7 @@ public sealed class GpuKernels
         return new LaunchAbiReport(mismatches, unwrapped);
     }
 
-    /// <summary>y = Q(W)·x + A·t (+ bias) over a stacked unit's <paramref name="totalRows"/> rows; see the kernel's doc.</summary>
+    /// <summary>y = Q(W)·x + A·t (+ bias) over a stacked unit's <paramref name="totalRows"/> rows, one warp per row; see the kernel's doc.</summary>
     public void LaunchW4GemvCorrected(
         int totalRows,
         DeviceView<uint> codeWords,
@@ -280,11 +308,12 @@ public sealed class GpuKernels
         int rank)
     {
         RequireAtLeast(output, totalRows, nameof(output));
-        PackW4GemvCorrected(arguments.Clear(), totalRows, codeWords, scales, zeros, bias, leftFactors, projected, input, output, cols, groupSize, rank);
-        Launch(w4GemvCorrected, totalRows);
+        var extent = WarpPerRow(totalRows);
+        PackW4GemvCorrected(arguments.Clear(), extent, codeWords, scales, zeros, bias, leftFactors, projected, input, output, cols, groupSize, rank);
+        Launch(w4GemvCorrected, extent);
     }
 
-    /// <summary>hidden = silu(gate)·up of a stacked gate/up unit, one thread per hidden row; see the kernel's doc.</summary>
+    /// <summary>hidden = silu(gate)·up of a stacked gate/up unit, one warp per hidden row; see the kernel's doc.</summary>
     public void LaunchW4GemvSwiGlu(
         DeviceView<uint> codeWords,
         DeviceView<Half> scales,
@@ -300,11 +329,12 @@ public sealed class GpuKernels
         int rank)
     {
         RequireAtLeast(hidden, hiddenRows, nameof(hidden));
-        PackW4GemvSwiGlu(arguments.Clear(), codeWords, scales, zeros, bias, leftFactors, projected, input, hidden, hiddenRows, cols, groupSize, rank);
-        Launch(w4GemvSwiGlu, hiddenRows);
+        var extent = WarpPerRow(hiddenRows);
+        PackW4GemvSwiGlu(arguments.Clear(), extent, codeWords, scales, zeros, bias, leftFactors, projected, input, hidden, hiddenRows, cols, groupSize, rank);
+        Launch(w4GemvSwiGlu, extent);
     }
 
-    /// <summary>t = B·x, one thread per row of B; rank 0 launches nothing.</summary>
+    /// <summary>t = B·x, one warp per row of B; rank 0 launches nothing.</summary>
     public void LaunchUnitRightFactor(
         int rank,
         DeviceView<Half> rightFactor,
@@ -313,8 +343,9 @@ public sealed class GpuKernels
         int cols)
     {
         RequireAtLeast(projected, rank, nameof(projected));
-        PackUnitRightFactor(arguments.Clear(), rank, rightFactor, input, projected, cols);
-        Launch(unitRightFactor, rank);
+        var extent = WarpPerRow(rank);
+        PackUnitRightFactor(arguments.Clear(), extent, rightFactor, input, projected, cols);
+        Launch(unitRightFactor, extent);
     }
 
     /// <summary>
@@ -487,15 +518,16 @@ public sealed class GpuKernels
         Launch(ForCache<TCache>(kvCacheStore, kvCacheStoreHalf), extent);
     }
 
-    /// <summary>output = matrix·input for an fp16 [rows × cols] matrix (the output head), one thread per row.</summary>
+    /// <summary>output = matrix·input for an fp16 [rows × cols] matrix (the output head), one warp per row.</summary>
     public void LaunchHalfMatrixVector(int rows, DeviceView<Half> matrix, DeviceView<float> input, DeviceView<float> output, int cols)
     {
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(cols);
         RequireAtLeast(matrix, (long)rows * cols, nameof(matrix));
         RequireAtLeast(input, cols, nameof(input));
         RequireAtLeast(output, rows, nameof(output));
-        PackHalfMatrixVector(arguments.Clear(), rows, matrix, input, output, cols);
-        Launch(halfMatrixVector, rows);
+        var extent = WarpPerRow(rows);
+        PackHalfMatrixVector(arguments.Clear(), extent, matrix, input, output, cols);
+        Launch(halfMatrixVector, extent);
     }
 
     /// <summary>Prefill: embedding rows of <paramref name="rows"/> token ids already on the device.</summary>
@@ -625,10 +657,10 @@ public sealed class GpuKernels
         : throw new ArgumentException($"a KV cache holds float or Half, not {typeof(TCache).Name}", nameof(TCache));
 
     internal static void PackW4GemvCorrected(
-        KernelArguments packed, int totalRows, DeviceView<uint> codeWords, DeviceView<Half> scales, DeviceView<byte> zeros,
+        KernelArguments packed, int extent, DeviceView<uint> codeWords, DeviceView<Half> scales, DeviceView<byte> zeros,
         DeviceView<float> bias, DeviceView<Half> leftFactors, DeviceView<float> projected, DeviceView<float> input,
         DeviceView<float> output, int cols, int groupSize, int rank) =>
-        packed.AddExtent(totalRows)
+        packed.AddExtent(extent)
             .AddView(codeWords.Pointer, codeWords.Length)
             .AddView(scales.Pointer, scales.Length)
             .AddView(zeros.Pointer, zeros.Length)
@@ -642,10 +674,10 @@ public sealed class GpuKernels
             .AddInt32(rank);
 
     internal static void PackW4GemvSwiGlu(
-        KernelArguments packed, DeviceView<uint> codeWords, DeviceView<Half> scales, DeviceView<byte> zeros,
+        KernelArguments packed, int extent, DeviceView<uint> codeWords, DeviceView<Half> scales, DeviceView<byte> zeros,
         DeviceView<float> bias, DeviceView<Half> leftFactors, DeviceView<float> projected, DeviceView<float> input,
         DeviceView<float> hidden, int hiddenRows, int cols, int groupSize, int rank) =>
-        packed.AddExtent(hiddenRows)
+        packed.AddExtent(extent)
             .AddView(codeWords.Pointer, codeWords.Length)
             .AddView(scales.Pointer, scales.Length)
             .AddView(zeros.Pointer, zeros.Length)
@@ -660,8 +692,8 @@ public sealed class GpuKernels
             .AddInt32(rank);
 
     internal static void PackUnitRightFactor(
-        KernelArguments packed, int rank, DeviceView<Half> rightFactor, DeviceView<float> input, DeviceView<float> projected, int cols) =>
-        packed.AddExtent(rank)
+        KernelArguments packed, int extent, DeviceView<Half> rightFactor, DeviceView<float> input, DeviceView<float> projected, int cols) =>
+        packed.AddExtent(extent)
             .AddView(rightFactor.Pointer, rightFactor.Length)
             .AddView(input.Pointer, input.Length)
             .AddView(projected.Pointer, projected.Length)
@@ -757,8 +789,8 @@ public sealed class GpuKernels
         PackCacheStore(packed, tokenKeys, tokenValues, keys, values, kvHeads, headDim, contextLength, position);
 
     internal static void PackHalfMatrixVector(
-        KernelArguments packed, int rows, DeviceView<Half> matrix, DeviceView<float> input, DeviceView<float> output, int cols) =>
-        packed.AddExtent(rows)
+        KernelArguments packed, int extent, DeviceView<Half> matrix, DeviceView<float> input, DeviceView<float> output, int cols) =>
+        packed.AddExtent(extent)
             .AddView(matrix.Pointer, matrix.Length)
             .AddView(input.Pointer, input.Length)
             .AddView(output.Pointer, output.Length)
@@ -1127,6 +1159,9 @@ public sealed class GpuKernels
         where T : unmanaged => new(new DevicePointer(0x1000), 1 << 20);
 
     /// <summary>Launches over <paramref name="extent"/> threads; an extent of 0 has no work and launches nothing.</summary>
+    /// <summary>The extent of a warp-per-row kernel: every row gets a whole warp, so no lane is missing from a shuffle.</summary>
+    private int WarpPerRow(int rows) => checked(rows * device.WarpSize);
+
     private void Launch(int kernel, int extent)
     {
         if (extent == 0)

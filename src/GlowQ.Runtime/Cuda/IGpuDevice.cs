@@ -21,11 +21,27 @@ public interface IGpuDevice : IDisposable
     /// <summary>True when the GPU shares the host's memory (Jetson), so a device copy of the weights would hold them twice.</summary>
     bool IsIntegrated { get; }
 
+    /// <summary>
+    /// Threads per warp (32 on every CUDA GPU). Kernels that give each output row a warp are launched over
+    /// rows · WarpSize threads; the CPU accelerator of the tests runs them with warps of 4 as well.
+    /// </summary>
+    int WarpSize { get; }
+
     /// <summary>Device memory for <paramref name="bytes"/> bytes, zero-filled, aligned for any element type.</summary>
     DevicePointer Allocate(long bytes);
 
     /// <summary>Releases memory from <see cref="Allocate"/>.</summary>
     void Free(DevicePointer pointer);
+
+    /// <summary>
+    /// Makes <paramref name="bytes"/> bytes of host memory at <paramref name="hostAddress"/> — memory the caller keeps
+    /// alive and unchanged, such as a memory-mapped model file — readable by kernels in place, and returns its device
+    /// address. On an integrated GPU this is the same physical memory, so weights are not held twice.
+    /// </summary>
+    DevicePointer MapHostMemory(nint hostAddress, long bytes);
+
+    /// <summary>Ends a mapping from <see cref="MapHostMemory"/>; kernels must not read it afterwards.</summary>
+    void UnmapHostMemory(DevicePointer devicePointer);
 
     void CopyToDevice(ReadOnlySpan<byte> source, DevicePointer destination);
 

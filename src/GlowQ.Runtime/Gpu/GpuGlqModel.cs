@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using GlowQ.Engine;
 using GlowQ.Format;
@@ -14,7 +15,7 @@ namespace GlowQ.Runtime.Gpu;
 /// the logits that are asked for cross to the host. The restoration mask is fixed at load time: masked-off units
 /// run the plain int4 kernel and their correction factors are never uploaded.
 /// </summary>
-public sealed class GpuGlqModel : ILanguageModel, IDeviceArgmax
+public sealed unsafe partial class GpuGlqModel : ILanguageModel, IDeviceArgmax, IDeviceSampler
 {
     private const int NormChunk = 256;
     private const int ArgmaxChunk = 256;
@@ -36,6 +37,13 @@ public sealed class GpuGlqModel : ILanguageModel, IDeviceArgmax
     private readonly GpuUnitCall[][][] _calls; // [layer][group][call]
     private readonly bool[] _fusedSwiGlu; // per layer: gate/up is one unit, so its kernel writes silu(gate)·up itself
 
+    // The file's tensors mapped for the device (integrated GPUs): kernels read weights where the file holds them.
+    private readonly bool _mapWeights;
+    private readonly nint _mappedHostStart;
+    private readonly long _mappedLength;
+    private readonly DevicePointer _mappedDeviceStart;
+    private long _mappedWeightBytes;
+
     // KV cache, one fp32 or fp16 array per layer for keys and one for values: [kvHeads × context × headDim].
     private readonly DeviceView<float>[] _keys = [], _values = [];
     private readonly DeviceView<Half>[] _halfKeys = [], _halfValues = [];
@@ -46,7 +54,11 @@ public sealed class GpuGlqModel : ILanguageModel, IDeviceArgmax
     private readonly DeviceView<int> _tokens;
     private readonly int _normChunks, _qkvStride, _block;
 
-    private GpuGlqModel(GlqFile file, GlqModel glq, byte[] mask, InferenceOptions options, IGpuDevice device)
+    // Decode attention over spans longer than _attentionChunk runs split into chunks of that many positions.
+    private readonly int _attentionChunk;
+    private readonly DeviceView<float> _chunkMaxima, _chunkSums, _chunkPartials;
+
+    private GpuGlqModel(GlqFile file, GlqModel glq, byte[] mask, InferenceOptions options, IGpuDevice device, GpuWeightPlacement placement)
     {
         _device = device;
         File = file;
@@ -60,15 +72,23 @@ public sealed class GpuGlqModel : ILanguageModel, IDeviceArgmax
         try
         {
             _kernels = GpuKernels.Load(device);
-            _embedding = UploadHalfMatrix(LlamaTensorNames.Embedding, _c.VocabSize, _c.Dim);
-            _head = _c.TiedEmbeddings ? _embedding : UploadHalfMatrix(LlamaTensorNames.OutputHead, _c.VocabSize, _c.Dim);
+            _mapWeights = placement == GpuWeightPlacement.MappedFile || (placement == GpuWeightPlacement.Auto && device.IsIntegrated);
+            if (_mapWeights)
+            {
+                (_mappedHostStart, _mappedLength) = TensorRegion(file);
+                _mappedDeviceStart = device.MapHostMemory(_mappedHostStart, _mappedLength);
+            }
+
+            _embedding = HalfMatrix(LlamaTensorNames.Embedding, _c.VocabSize, _c.Dim);
+            _head = _c.TiedEmbeddings ? _embedding : HalfMatrix(LlamaTensorNames.OutputHead, _c.VocabSize, _c.Dim);
             _attentionNorms = [.. Enumerable.Range(0, _c.Layers).Select(l => UploadVector(LlamaTensorNames.AttentionNorm(l), _c.Dim))];
             _ffnNorms = [.. Enumerable.Range(0, _c.Layers).Select(l => UploadVector(LlamaTensorNames.FfnNorm(l), _c.Dim))];
             _finalNorm = UploadVector(LlamaTensorNames.FinalNorm, _c.Dim);
             UnitCall[][][] plan = ProjectionPlan.Calls(file, glq, out _);
-            _calls = [.. plan.Select(layer => layer.Select((group, g) => group.Select(call => UploadCall(call, g)).ToArray()).ToArray())];
-            _fusedSwiGlu = [.. plan.Select(layer => layer[ProjectionPlan.GateUpGroup] is [{ Modules: [ProjectionPlan.Gate, ProjectionPlan.Up] }])];
-            WeightBytes = DeviceBytes;
+            _calls = [.. plan.Select(layer => layer.Select((group, g) => group.Select(call => PlaceCall(call, g)).ToArray()).ToArray())];
+            // Fused only when gate and up are one unit stacked in one slab: mapped weights keep the members apart.
+            _fusedSwiGlu = [.. _calls.Select(layer => layer[ProjectionPlan.GateUpGroup] is [{ Slabs: [var slab] }] && slab.Rows == 2 * _c.HiddenDim)];
+            WeightBytes = DeviceBytes + _mappedWeightBytes;
             (_cos, _sin) = UploadRotaryTables();
 
             long cacheElements = (long)_c.KvHeads * ContextLength * _c.HeadDim;
@@ -99,11 +119,25 @@ public sealed class GpuGlqModel : ILanguageModel, IDeviceArgmax
             _hidden = Allocate<float>((long)_block * _c.HiddenDim);
             _projected = Allocate<float>((long)_block * maxRank);
             _scores = Allocate<float>((long)_block * _c.Heads * ContextLength);
+            _attentionChunk = options.AttentionChunk > 0
+                ? options.AttentionChunk
+                : throw new ArgumentOutOfRangeException(nameof(options), options.AttentionChunk, "the attention chunk must be at least one position");
+            int attentionChunks = ((ContextLength - 1) / _attentionChunk) + 1;
+            _chunkMaxima = Allocate<float>((long)_c.Heads * attentionChunks);
+            _chunkSums = Allocate<float>((long)_c.Heads * attentionChunks);
+            _chunkPartials = Allocate<float>((long)_c.Heads * attentionChunks * _c.HeadDim);
             _logits = Allocate<float>(_c.VocabSize);
             int argmaxChunks = (_c.VocabSize + ArgmaxChunk - 1) / ArgmaxChunk;
             _argmaxMaxima = Allocate<float>(argmaxChunks);
             _argmaxIndices = Allocate<int>(argmaxChunks);
             _argmaxResult = Allocate<int>(1);
+            int sampleChunks = (_c.VocabSize + SampleChunk - 1) / SampleChunk;
+            _sampleScores = Allocate<float>((long)sampleChunks * GpuKernels.MaxSamplingTopK);
+            _sampleIds = Allocate<int>((long)sampleChunks * GpuKernels.MaxSamplingTopK);
+            _sampleMaxima = Allocate<float>(sampleChunks);
+            _sampleSums = Allocate<float>(sampleChunks);
+            _penalisedTokens = Allocate<int>(Math.Min(_c.VocabSize, ContextLength));
+            _sampleResult = Allocate<int>(1);
         }
         catch
         {
@@ -129,17 +163,25 @@ public sealed class GpuGlqModel : ILanguageModel, IDeviceArgmax
     /// <summary>Host threads: the GPU model drives the device from the calling thread only.</summary>
     public int Threads => 1;
 
-    /// <summary>Bytes of weights in device memory (norms, embedding, head, int4 projections, restored units' factors).</summary>
+    /// <summary>
+    /// Bytes of weights the kernels read (norms, embedding, head, int4 projections, restored units' factors), in device
+    /// memory or mapped from the file.
+    /// </summary>
     public long WeightBytes { get; }
 
-    /// <summary>Every byte this model holds on the device: weights, rotary tables, KV cache and activations.</summary>
+    /// <summary>Every byte this model allocated on the device: weights (unless mapped), rotary tables, KV cache and activations.</summary>
     public long DeviceBytes { get; private set; }
+
+    /// <summary>Whether the kernels read the weights in place from the mapped file rather than from a device copy.</summary>
+    public bool WeightsMapped => _mapWeights;
 
     public string DeviceDescription => _device.Description;
 
-    /// <summary>Uploads <paramref name="file"/> to <paramref name="device"/>; the model then owns both and disposes them.</summary>
+    /// <summary>Places <paramref name="file"/> on <paramref name="device"/>; the model then owns both and disposes them.</summary>
     /// <param name="mask">One entry (0 or 1) per unit of the file; null uses the file's default mask.</param>
-    public static GpuGlqModel Open(GlqFile file, IGpuDevice device, byte[]? mask = null, InferenceOptions? options = null)
+    /// <param name="placement">Where the kernels read the weights; by default mapped from the file on an integrated GPU, copied otherwise.</param>
+    public static GpuGlqModel Open(
+        GlqFile file, IGpuDevice device, byte[]? mask = null, InferenceOptions? options = null, GpuWeightPlacement placement = GpuWeightPlacement.Auto)
     {
         ArgumentNullException.ThrowIfNull(file);
         ArgumentNullException.ThrowIfNull(device);
@@ -150,7 +192,7 @@ public sealed class GpuGlqModel : ILanguageModel, IDeviceArgmax
                 $"{file.Name}: group size {glq.Quantization.GroupSize} is not a multiple of {CodesPerWord}, which the GPU kernels read as whole 32-bit words; use --backend cpu");
         }
 
-        return new GpuGlqModel(file, glq, RestorationMask.For(file, glq, mask), options ?? new InferenceOptions(), device);
+        return new GpuGlqModel(file, glq, RestorationMask.For(file, glq, mask), options ?? new InferenceOptions(), device, placement);
     }
 
     public void Forward(ReadOnlySpan<int> tokens, int startPosition, Span<float> logits, bool allPositions = false)
@@ -180,6 +222,17 @@ public sealed class GpuGlqModel : ILanguageModel, IDeviceArgmax
     public int ForwardArgmax(ReadOnlySpan<int> tokens, int startPosition)
     {
         ForwardArguments.Check(tokens, startPosition, ContextLength, _c.VocabSize, _c.VocabSize, allPositions: false);
+        RunToLastLogits(tokens, startPosition);
+        _kernels.LaunchArgmaxPartial(_logits, _argmaxMaxima, _argmaxIndices, _c.VocabSize, ArgmaxChunk);
+        _kernels.LaunchArgmaxFinal(_argmaxMaxima, _argmaxIndices, _argmaxResult);
+        Span<int> token = stackalloc int[1];
+        _device.Download(_argmaxResult, token);
+        return token[0];
+    }
+
+    /// <summary>Every block of <paramref name="tokens"/>, then the last token's logits into _logits (left on the device).</summary>
+    private void RunToLastLogits(ReadOnlySpan<int> tokens, int startPosition)
+    {
         int n = 0;
         for (int done = 0; done < tokens.Length; done += n)
         {
@@ -188,11 +241,6 @@ public sealed class GpuGlqModel : ILanguageModel, IDeviceArgmax
         }
 
         Head(n - 1);
-        _kernels.LaunchArgmaxPartial(_logits, _argmaxMaxima, _argmaxIndices, _c.VocabSize, ArgmaxChunk);
-        _kernels.LaunchArgmaxFinal(_argmaxMaxima, _argmaxIndices, _argmaxResult);
-        Span<int> token = stackalloc int[1];
-        _device.Download(_argmaxResult, token);
-        return token[0];
     }
 
     /// <summary>
@@ -225,15 +273,16 @@ public sealed class GpuGlqModel : ILanguageModel, IDeviceArgmax
             if (_fusedSwiGlu[l])
             {
                 GpuUnitCall call = _calls[l][ProjectionPlan.GateUpGroup][0];
+                GpuSlab slab = call.Slabs[0];
                 ProjectUnit(n, call, _xNorm);
                 if (n == 1)
                 {
-                    _kernels.LaunchW4GemvSwiGlu(call.Codes, call.Scales, call.Zeros, call.Bias, call.LeftFactors, _projected, _xNorm, _hidden,
+                    _kernels.LaunchW4GemvSwiGlu(slab.Codes, slab.Scales, slab.Zeros, slab.Bias, slab.LeftFactors, _projected, _xNorm, _hidden,
                         hidden, call.Cols, call.GroupSize, call.Rank);
                 }
                 else
                 {
-                    _kernels.LaunchW4GemmSwiGlu(n, call.Codes, call.Scales, call.Zeros, call.Bias, call.LeftFactors, _projected, _xNorm, _hidden,
+                    _kernels.LaunchW4GemmSwiGlu(n, slab.Codes, slab.Scales, slab.Zeros, slab.Bias, slab.LeftFactors, _projected, _xNorm, _hidden,
                         hidden, call.Cols, call.GroupSize, call.Rank);
                 }
             }
@@ -299,8 +348,18 @@ public sealed class GpuGlqModel : ILanguageModel, IDeviceArgmax
             int span = start - first + 1;
             _kernels.LaunchKvCacheStore(k, v, keys, values, _c.KvHeads, headDim, ContextLength, start);
             _kernels.LaunchAttentionScores(q, keys, _scores, _c.Heads, _c.KvHeads, headDim, ContextLength, first, span, _attentionScale);
-            _kernels.LaunchAttentionSoftmax(_scores, _c.Heads, span);
-            _kernels.LaunchAttentionWeightedSum(_scores, values, _attention, _c.Heads, _c.KvHeads, headDim, ContextLength, first, span);
+            if (span <= _attentionChunk)
+            {
+                // One thread per head walks a short span faster than a split would join it.
+                _kernels.LaunchAttentionSoftmax(_scores, _c.Heads, span);
+                _kernels.LaunchAttentionWeightedSum(_scores, values, _attention, _c.Heads, _c.KvHeads, headDim, ContextLength, first, span);
+                return;
+            }
+
+            int chunks = ((span - 1) / _attentionChunk) + 1;
+            _kernels.LaunchAttentionChunkSoftmax(_scores, _chunkMaxima, _chunkSums, _c.Heads, span, _attentionChunk);
+            _kernels.LaunchAttentionChunkWeightedSum(_scores, values, _chunkPartials, _c.Heads, _c.KvHeads, headDim, ContextLength, first, span, _attentionChunk);
+            _kernels.LaunchAttentionCombineChunks(_chunkPartials, _chunkMaxima, _chunkSums, _attention, _c.Heads, headDim, chunks);
             return;
         }
 
@@ -323,22 +382,17 @@ public sealed class GpuGlqModel : ILanguageModel, IDeviceArgmax
         foreach (GpuUnitCall call in _calls[layer][group])
         {
             ProjectUnit(n, call, input);
-            foreach (GpuLaunch launch in call.Launches)
+            foreach (GpuSlab slab in call.Slabs)
             {
-                DeviceView<uint> codes = call.Codes.Slice((long)launch.FirstRow * call.WordsPerRow, (long)launch.Rows * call.WordsPerRow);
-                DeviceView<Half> scales = call.Scales.Slice((long)launch.FirstRow * call.Groups, (long)launch.Rows * call.Groups);
-                DeviceView<byte> zeros = call.Zeros.Slice((long)launch.FirstRow * call.ZeroBytesPerRow, (long)launch.Rows * call.ZeroBytesPerRow);
-                DeviceView<float> bias = call.Bias.IsEmpty ? call.Bias : call.Bias.Slice(launch.FirstRow, launch.Rows);
-                DeviceView<Half> leftFactors = call.Rank == 0 ? call.LeftFactors : call.LeftFactors.Slice((long)launch.FirstRow * call.Rank, (long)launch.Rows * call.Rank);
                 if (n == 1)
                 {
-                    _kernels.LaunchW4GemvCorrected(launch.Rows, codes, scales, zeros, bias, leftFactors, _projected, input,
-                        output.Slice(launch.OutputOffset, launch.Rows), call.Cols, call.GroupSize, call.Rank);
+                    _kernels.LaunchW4GemvCorrected(slab.Rows, slab.Codes, slab.Scales, slab.Zeros, slab.Bias, slab.LeftFactors, _projected, input,
+                        output.Slice(slab.OutputOffset, slab.Rows), call.Cols, call.GroupSize, call.Rank);
                 }
                 else
                 {
-                    _kernels.LaunchW4GemmCorrected(n, launch.Rows, codes, scales, zeros, bias, leftFactors, _projected, input,
-                        output.Slice(launch.OutputOffset, output.Length - launch.OutputOffset), call.Cols, call.GroupSize, call.Rank, outputStride);
+                    _kernels.LaunchW4GemmCorrected(n, slab.Rows, slab.Codes, slab.Scales, slab.Zeros, slab.Bias, slab.LeftFactors, _projected, input,
+                        output.Slice(slab.OutputOffset, output.Length - slab.OutputOffset), call.Cols, call.GroupSize, call.Rank, outputStride);
                 }
             }
         }
@@ -363,11 +417,11 @@ public sealed class GpuGlqModel : ILanguageModel, IDeviceArgmax
     }
 
     /// <summary>
-    /// A call's members stacked row after row in one set of device arrays (the layout the fused kernels read), with
-    /// the launches that write them: one when the members are consecutive modules of the group's output, else one per
-    /// member into its own place.
+    /// A call's weights on the device with the launches that write its members' rows: mapped in place, one slab per
+    /// member; or copied, the members stacked row after row in one set of device arrays (the layout the fused kernels
+    /// read) and cut into one slab when the members are consecutive modules of the group's output, else one per member.
     /// </summary>
-    private GpuUnitCall UploadCall(UnitCall call, int group)
+    private GpuUnitCall PlaceCall(UnitCall call, int group)
     {
         Int4Unit unit = call.Unit;
         IReadOnlyList<Int4Matrix> members = unit.Members;
@@ -377,17 +431,29 @@ public sealed class GpuGlqModel : ILanguageModel, IDeviceArgmax
             throw new ModelFormatException($"{File.Name}: the members of a unit differ in group size or padding");
         }
 
-        int totalRows = members.Sum(m => m.Rows);
         bool restore = call.MaskIndex >= 0 && Mask[call.MaskIndex] != 0 && unit.Rank > 0;
         int rank = restore ? unit.Rank : 0;
+        if (_mapWeights)
+        {
+            GpuSlab[] slabs = [.. members.Select((m, i) => new GpuSlab(
+                MapView(MemoryMarshal.Cast<byte, uint>(m.Codes.Span)),
+                MapView(m.Scales.Span),
+                MapView(m.Zeros.Span),
+                MapView(m.Bias.Span),
+                restore ? MapView(unit.A[i].Span) : DeviceView<Half>.Empty,
+                m.Rows,
+                ModuleOffset(group, call.Modules[i])))];
+            return new GpuUnitCall(restore ? MapView(unit.B.Span) : DeviceView<Half>.Empty, rank, unit.Cols, first.GroupSize, slabs);
+        }
 
+        int totalRows = members.Sum(m => m.Rows);
         var codes = new byte[(long)totalRows * first.RowBytes];
         var scales = new Half[(long)totalRows * first.Groups];
         var zeros = new byte[(long)totalRows * first.ZeroRowBytes];
         bool anyBias = members.Any(m => !m.Bias.IsEmpty);
         float[] bias = anyBias ? new float[totalRows] : [];
         Half[] leftFactors = restore ? new Half[(long)totalRows * rank] : [];
-        var launches = new List<GpuLaunch>();
+        var memberRows = new List<(int FirstRow, int Rows, int OutputOffset)>();
         int row = 0;
         for (int i = 0; i < members.Count; i++)
         {
@@ -401,28 +467,31 @@ public sealed class GpuGlqModel : ILanguageModel, IDeviceArgmax
                 unit.A[i].Span.CopyTo(leftFactors.AsSpan(row * rank));
             }
 
-            launches.Add(new GpuLaunch(row, m.Rows, ModuleOffset(group, call.Modules[i])));
+            memberRows.Add((row, m.Rows, ModuleOffset(group, call.Modules[i])));
             row += m.Rows;
         }
 
-        bool contiguous = launches.Zip(launches.Skip(1)).All(p => p.Second.OutputOffset == p.First.OutputOffset + p.First.Rows);
-        GpuLaunch[] merged = contiguous ? [new GpuLaunch(0, totalRows, launches[0].OutputOffset)] : [.. launches];
+        bool contiguous = memberRows.Zip(memberRows.Skip(1)).All(p => p.Second.OutputOffset == p.First.OutputOffset + p.First.Rows);
+        if (contiguous)
+        {
+            memberRows = [(0, totalRows, memberRows[0].OutputOffset)];
+        }
 
-        DeviceView<Half> rightFactor = restore ? UploadNew<Half>(unit.B.Span) : DeviceView<Half>.Empty;
-        return new GpuUnitCall(
-            UploadNew<uint>(MemoryMarshal.Cast<byte, uint>(codes)),
-            UploadNew<Half>(scales),
-            UploadNew<byte>(zeros),
-            anyBias ? UploadNew<float>(bias) : DeviceView<float>.Empty,
-            restore ? UploadNew<Half>(leftFactors) : DeviceView<Half>.Empty,
-            rightFactor,
-            rank,
-            unit.Cols,
-            first.GroupSize,
-            first.Groups,
-            first.RowBytes / 4,
-            first.ZeroRowBytes,
-            merged);
+        DeviceView<uint> codeWords = UploadNew<uint>(MemoryMarshal.Cast<byte, uint>(codes));
+        DeviceView<Half> scaleView = UploadNew<Half>(scales);
+        DeviceView<byte> zeroView = UploadNew<byte>(zeros);
+        DeviceView<float> biasView = anyBias ? UploadNew<float>(bias) : DeviceView<float>.Empty;
+        DeviceView<Half> leftView = restore ? UploadNew<Half>(leftFactors) : DeviceView<Half>.Empty;
+        int wordsPerRow = first.RowBytes / 4;
+        GpuSlab[] stacked = [.. memberRows.Select(r => new GpuSlab(
+            codeWords.Slice((long)r.FirstRow * wordsPerRow, (long)r.Rows * wordsPerRow),
+            scaleView.Slice((long)r.FirstRow * first.Groups, (long)r.Rows * first.Groups),
+            zeroView.Slice((long)r.FirstRow * first.ZeroRowBytes, (long)r.Rows * first.ZeroRowBytes),
+            anyBias ? biasView.Slice(r.FirstRow, r.Rows) : biasView,
+            restore ? leftView.Slice((long)r.FirstRow * rank, (long)r.Rows * rank) : leftView,
+            r.Rows,
+            r.OutputOffset))];
+        return new GpuUnitCall(restore ? UploadNew<Half>(unit.B.Span) : DeviceView<Half>.Empty, rank, unit.Cols, first.GroupSize, stacked);
     }
 
     /// <summary>Where module <paramref name="module"/>'s rows go in its group's output buffer.</summary>
@@ -451,7 +520,7 @@ public sealed class GpuGlqModel : ILanguageModel, IDeviceArgmax
         return (UploadNew<float>(cos), UploadNew<float>(sin));
     }
 
-    private DeviceView<Half> UploadHalfMatrix(string name, int rows, int cols)
+    private DeviceView<Half> HalfMatrix(string name, int rows, int cols)
     {
         GlqTensorInfo t = File.RequireTensor(name);
         if (t.DType != GlqDType.F16)
@@ -464,7 +533,8 @@ public sealed class GpuGlqModel : ILanguageModel, IDeviceArgmax
             throw new ModelFormatException($"{File.Name}: tensor '{name}' has {t.ElementCount} elements, expected {(long)rows * cols}");
         }
 
-        return UploadNew<Half>(MemoryMarshal.Cast<byte, Half>(File.GetBytes(t)));
+        ReadOnlySpan<Half> values = MemoryMarshal.Cast<byte, Half>(File.GetBytes(t));
+        return _mapWeights ? MapView(values) : UploadNew<Half>(values);
     }
 
     private DeviceView<float> UploadVector(string name, int length)
@@ -489,6 +559,45 @@ public sealed class GpuGlqModel : ILanguageModel, IDeviceArgmax
         return UploadNew<float>(values);
     }
 
+    /// <summary>The host range that holds every tensor of <paramref name="file"/>: the one mapping the device needs.</summary>
+    private static (nint Start, long Length) TensorRegion(GlqFile file)
+    {
+        nint start = nint.MaxValue, end = 0;
+        foreach (GlqTensorInfo tensor in file.Tensors)
+        {
+            nint first = (nint)Unsafe.AsPointer(ref MemoryMarshal.GetReference(file.GetBytes(tensor, 0, 0)));
+            start = Math.Min(start, first);
+            end = Math.Max(end, first + (nint)tensor.Length);
+        }
+
+        if (end <= start)
+        {
+            throw new ModelFormatException($"{file.Name}: no tensor data to map");
+        }
+
+        return (start, end - start);
+    }
+
+    /// <summary>The device address of host memory inside the mapped tensor region (a length-0 view for an empty span).</summary>
+    private DeviceView<T> MapView<T>(ReadOnlySpan<T> values)
+        where T : unmanaged
+    {
+        if (values.IsEmpty)
+        {
+            return DeviceView<T>.Empty;
+        }
+
+        long offset = (nint)Unsafe.AsPointer(ref MemoryMarshal.GetReference(values)) - _mappedHostStart;
+        long bytes = (long)values.Length * sizeof(T);
+        if (offset < 0 || offset + bytes > _mappedLength)
+        {
+            throw new InvalidOperationException($"{File.Name}: a weight lies outside the file's mapped tensor data");
+        }
+
+        _mappedWeightBytes += bytes;
+        return new DeviceView<T>(_mappedDeviceStart.AddBytes(offset), values.Length);
+    }
+
     private DeviceView<T> UploadNew<T>(ReadOnlySpan<T> values)
         where T : unmanaged
     {
@@ -508,6 +617,11 @@ public sealed class GpuGlqModel : ILanguageModel, IDeviceArgmax
 
     private void FreeAll()
     {
+        if (_mapWeights && !_mappedDeviceStart.IsNull)
+        {
+            _device.UnmapHostMemory(_mappedDeviceStart);
+        }
+
         foreach (DevicePointer pointer in _allocations)
         {
             _device.Free(pointer);
@@ -523,22 +637,19 @@ public sealed class GpuGlqModel : ILanguageModel, IDeviceArgmax
         File.Dispose();
     }
 
-    /// <summary>One W4 GEMV launch of a call: <paramref name="Rows"/> stacked rows from <paramref name="FirstRow"/>, written at <paramref name="OutputOffset"/>.</summary>
-    private sealed record GpuLaunch(int FirstRow, int Rows, int OutputOffset);
-
-    /// <summary>A call's stacked device arrays; <see cref="Rank"/> is 0 when its correction is not restored.</summary>
-    private sealed record GpuUnitCall(
+    /// <summary>
+    /// One W4 launch's weights: <paramref name="Rows"/> rows of a call's members (stacked copies, or one member mapped
+    /// in place) and where they go in the group's output.
+    /// </summary>
+    private sealed record GpuSlab(
         DeviceView<uint> Codes,
         DeviceView<Half> Scales,
         DeviceView<byte> Zeros,
         DeviceView<float> Bias,
         DeviceView<Half> LeftFactors,
-        DeviceView<Half> RightFactor,
-        int Rank,
-        int Cols,
-        int GroupSize,
-        int Groups,
-        int WordsPerRow,
-        int ZeroBytesPerRow,
-        GpuLaunch[] Launches);
+        int Rows,
+        int OutputOffset);
+
+    /// <summary>A call on the device: B (restored units only), the rank in use (0 when not restored) and its slabs.</summary>
+    private sealed record GpuUnitCall(DeviceView<Half> RightFactor, int Rank, int Cols, int GroupSize, GpuSlab[] Slabs);
 }

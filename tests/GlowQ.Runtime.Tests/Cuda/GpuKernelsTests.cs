@@ -7,11 +7,12 @@ public sealed class GpuKernelsTests
 {
     private static readonly string[] AllKernels =
     [
-        "ArgmaxFinal", "ArgmaxPartial", "AttentionScores", "AttentionScoresHalf", "AttentionScoresHalfRows", "AttentionScoresRows",
+        "ArgmaxFinal", "ArgmaxPartial", "AttentionChunkSoftmax", "AttentionChunkWeightedSum", "AttentionChunkWeightedSumHalf", "AttentionCombineChunks",
+        "AttentionScores", "AttentionScoresHalf", "AttentionScoresHalfRows", "AttentionScoresRows",
         "AttentionSoftmax", "AttentionSoftmaxRows", "AttentionWeightedSum", "AttentionWeightedSumHalf", "AttentionWeightedSumHalfRows",
         "AttentionWeightedSumRows", "EmbeddingLookup", "EmbeddingLookupRows", "HalfMatrixVector", "KvCacheStore", "KvCacheStoreHalf",
-        "KvCacheStoreHalfRows", "KvCacheStoreRows", "RmsNormApply", "RmsNormPartialSums", "RmsNormRowsApply", "RmsNormRowsPartialSums",
-        "RopeHalfSplit", "RopeHalfSplitRows", "RopeInterleaved", "RopeInterleavedRows", "SwiGluRows", "UnitRightFactor", "UnitRightFactorRows",
+        "KvCacheStoreHalfRows", "KvCacheStoreRows", "RepeatPenalty", "RmsNormApply", "RmsNormPartialSums", "RmsNormRowsApply", "RmsNormRowsPartialSums",
+        "RopeHalfSplit", "RopeHalfSplitRows", "RopeInterleaved", "RopeInterleavedRows", "SampleFinal", "SamplePartial", "SwiGluRows", "UnitRightFactor", "UnitRightFactorRows",
         "W4GemmCorrected", "W4GemmSwiGlu", "W4GemvCorrected", "W4GemvSwiGlu",
     ];
 
@@ -213,6 +214,25 @@ public sealed class GpuKernelsTests
     }
 
     [Fact]
+    public void SplitAttentionPacking_CoversEveryChunkOfARaggedSpan_AndRefusesAnEmptyChunk()
+    {
+        var floats = new DeviceView<float>(new DevicePointer(0x1000), 1 << 20);
+        var packed = new KernelArguments();
+
+        // 37 positions in chunks of 16: chunks of 16, 16 and 5.
+        Assert.Equal(3, GpuKernels.CheckChunks(8, 37, 16));
+        GpuKernels.PackAttentionChunkSoftmax(packed.Clear(), floats, floats, floats, 8, 37, 16);
+        Assert.Equal(8 * 3, FirstInt32(packed));
+        GpuKernels.PackAttentionChunkWeightedSum(packed.Clear(), floats, floats, floats, 8, 2, 64, 128, 0, 37, 16, 3);
+        Assert.Equal(8 * 3 * 64, FirstInt32(packed));
+        GpuKernels.PackAttentionCombineChunks(packed.Clear(), floats, floats, floats, floats, 8, 64, 3);
+        Assert.Equal(8 * 64, FirstInt32(packed));
+        Assert.Equal(1, GpuKernels.CheckChunks(8, 16, 16));
+        Assert.Equal(37, GpuKernels.CheckChunks(8, 37, 1));
+        Assert.Throws<ArgumentOutOfRangeException>("chunkLength", () => GpuKernels.CheckChunks(8, 37, 0));
+    }
+
+    [Fact]
     public void KvCacheStoreCheck_ReturnsTheExtent_AndRefusesAPositionPastTheCache()
     {
         var token = new DeviceView<float>(new DevicePointer(0x1000), 2 * 64);
@@ -237,7 +257,7 @@ public sealed class GpuKernelsTests
         KernelArguments packed, DeviceView<uint> codes, DeviceView<Half> scales, DeviceView<byte> zeros, DeviceView<float> floats, DeviceView<Half> factors)
     {
         GpuKernels.PackW4GemvCorrected(packed.Clear(), 64, codes, scales, zeros, DeviceView<float>.Empty, factors, floats, floats, floats, 64, 32, 8);
-        GpuKernels.PackW4GemvSwiGlu(packed.Clear(), codes, scales, zeros, floats, factors, floats, floats, floats, 64, 64, 32, 8);
+        GpuKernels.PackW4GemvSwiGlu(packed.Clear(), 64 * 32, codes, scales, zeros, floats, factors, floats, floats, floats, 64, 64, 32, 8);
         GpuKernels.PackUnitRightFactor(packed.Clear(), 8, factors, floats, floats, 64);
         GpuKernels.PackRmsNormPartialSums(packed.Clear(), floats, DeviceView<float>.Empty, floats, 1024, 256);
         GpuKernels.PackRmsNormApply(packed.Clear(), floats, floats, floats, floats, 1024, 1e-5f);
