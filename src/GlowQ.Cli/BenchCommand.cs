@@ -77,10 +77,9 @@ internal static class BenchCommand
                 .Select(s => int.Parse(s, CultureInfo.InvariantCulture))];
             string[] restores = ParseList(parse.GetValue(restore)!, "--restore", s => s is "all" or "none" || (double.TryParse(s, NumberStyles.Float, CultureInfo.InvariantCulture, out double f) && f is >= 0 and <= 1));
             var settings = new LatencySettings(lengths, parse.GetValue(generated), parse.GetValue(repeats), parse.GetValue(warmup));
-            if (settings.Problem() is string problem)
+            if (settings.Problem(new LatencySettingNames("--prompt-lengths", "--gen", "--repeats", "--warmup")) is string problem)
             {
-                throw new CliUsageException(problem.Replace("generated tokens", "--gen", StringComparison.Ordinal)
-                    .Replace("repeats", "--repeats", StringComparison.Ordinal).Replace("warm-up runs", "--warmup", StringComparison.Ordinal));
+                throw new CliUsageException(problem);
             }
 
             int threadCount = CommonOptions.CheckThreads(parse.GetValue(threads));

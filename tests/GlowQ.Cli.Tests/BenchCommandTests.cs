@@ -72,6 +72,7 @@ public sealed class BenchCommandTests(Stories260KGlq glowq) : IClassFixture<Stor
     [InlineData("--prompt-lengths", "16,x", "--prompt-lengths: 'x' is not a valid entry")]
     [InlineData("--restore", "all,1.5", "--restore: '1.5' is not a valid entry")]
     [InlineData("--repeats", "0", "--repeats must be ≥ 1")]
+    [InlineData("--warmup", "-1", "--warmup must be ≥ 0")]
     [InlineData("--bandwidth-gbs", "-3", "--bandwidth-gbs must be > 0")]
     [InlineData("--prompt-lengths", "5000", "no prompt length fits its context of 512 tokens")]
     public void BadSettings_AreOneLineErrors(string option, string value, string expected)

@@ -1,3 +1,5 @@
+using static GlowQ.Converter.Evaluation.ChartFrame;
+
 namespace GlowQ.Converter.Evaluation;
 
 /// <summary>One bar: its label under the axis, its value, and the colour group it belongs to (e.g. one model file).</summary>
@@ -9,8 +11,6 @@ public sealed record Bar(string Label, double Value, int Group);
 /// </summary>
 public sealed record BarChart(string Title, string YLabel, IReadOnlyList<Bar> Bars)
 {
-    private static readonly Rgb White = new(255, 255, 255), Ink = new(40, 40, 40), GridInk = new(228, 228, 228);
-    private const int Pad = 12, TickLength = 5, TitleScale = 2;
 
     public int Width { get; init; } = 960;
 
@@ -39,12 +39,10 @@ public sealed record BarChart(string Title, string YLabel, IReadOnlyList<Bar> Ba
         var canvas = new Canvas(Width, Height, White);
         foreach (double t in y.Ticks)
         {
-            int ty = (int)Math.Round(MapY(t));
-            canvas.FillRect(left, ty, right - left, 1, GridInk);
-            canvas.FillRect(left - TickLength, ty, TickLength, 1, Ink);
-            string label = y.Format(t);
-            BitmapFont.Draw(canvas, label, left - TickLength - 4 - BitmapFont.Measure(label), ty - (BitmapFont.CapHeight / 2), Ink);
+            canvas.FillRect(left, (int)Math.Round(MapY(t)), right - left, 1, GridInk);
         }
+
+        ChartFrame.DrawYTicks(canvas, y, MapY, left);
 
         double slot = bars.Count == 0 ? 0 : (right - left) / (double)bars.Count;
         int barWidth = Math.Max(2, (int)(slot * 0.6));
@@ -59,8 +57,7 @@ public sealed record BarChart(string Title, string YLabel, IReadOnlyList<Bar> Ba
         }
 
         canvas.StrokeRect(left, top, right - left + 1, bottom - top + 1, Ink);
-        BitmapFont.Draw(canvas, Title, ((left + right) / 2) - (BitmapFont.Measure(Title, TitleScale) / 2), Pad, Ink, TitleScale);
-        BitmapFont.DrawUpwards(canvas, YLabel, Pad, ((top + bottom) / 2) + (BitmapFont.Measure(YLabel) / 2), Ink);
+        ChartFrame.DrawTitleAndYLabel(canvas, Title, YLabel, left, right, top, bottom);
         return PngEncoder.EncodeRgb(canvas.Width, canvas.Height, canvas.Pixels);
     }
 }

@@ -1,4 +1,5 @@
 using System.Globalization;
+using static GlowQ.Converter.Evaluation.ChartFrame;
 
 namespace GlowQ.Converter.Evaluation;
 
@@ -21,10 +22,9 @@ public sealed record LineChart(
         new(204, 121, 167), new(86, 180, 233), new(0, 0, 0), new(240, 228, 66),
     ];
 
-    private static readonly Rgb White = new(255, 255, 255), Ink = new(40, 40, 40), GridInk = new(228, 228, 228);
     private static readonly Rgb ReferenceInk = new(120, 120, 120), LegendBorder = new(170, 170, 170);
 
-    private const int Pad = 12, TickLength = 5, TitleScale = 2, LineGap = 10;
+    private const int LineGap = 10;
     private const double LineHalfWidth = 1.25, MarkerRadius = 3.5, ReferenceHalfWidth = 0.75;
 
     public int Width { get; init; } = 960;
@@ -87,13 +87,7 @@ public sealed record LineChart(
             BitmapFont.Draw(canvas, label, x - BitmapFont.Measure(label) / 2, bottom + TickLength + 5, Ink);
         }
 
-        foreach (double t in layout.Y.Ticks)
-        {
-            int y = (int)Math.Round(layout.MapY(t));
-            string label = layout.Y.Format(t);
-            canvas.FillRect(left - TickLength, y, TickLength, 1, Ink);
-            BitmapFont.Draw(canvas, label, left - TickLength - 4 - BitmapFont.Measure(label), y - BitmapFont.CapHeight / 2, Ink);
-        }
+        ChartFrame.DrawYTicks(canvas, layout.Y, layout.MapY, left);
 
         DrawReferenceLabels(canvas, layout, references);
         if (Series.Count > 0)
@@ -101,10 +95,8 @@ public sealed record LineChart(
             DrawLegend(canvas, mask, layout, paths, references, markers);
         }
 
-        int middle = (left + right) / 2;
-        BitmapFont.Draw(canvas, Title, middle - BitmapFont.Measure(Title, TitleScale) / 2, Pad, Ink, TitleScale);
-        BitmapFont.Draw(canvas, XLabel, middle - BitmapFont.Measure(XLabel) / 2, Height - Pad - BitmapFont.GlyphHeight, Ink);
-        BitmapFont.DrawUpwards(canvas, YLabel, Pad, (top + bottom) / 2 + BitmapFont.Measure(YLabel) / 2, Ink);
+        ChartFrame.DrawTitleAndYLabel(canvas, Title, YLabel, left, right, top, bottom);
+        BitmapFont.Draw(canvas, XLabel, ((left + right) / 2) - (BitmapFont.Measure(XLabel) / 2), Height - Pad - BitmapFont.GlyphHeight, Ink);
         return canvas;
     }
 

@@ -14,13 +14,24 @@ public sealed record LatencySettings(IReadOnlyList<int> PromptLengths, int Gener
     public int ContextNeeded => PromptLengths.Max() + GeneratedTokens;
 
     /// <summary>One-line error for unusable settings, or null.</summary>
-    public string? Problem() =>
-        PromptLengths.Count == 0 ? "no prompt lengths"
-        : PromptLengths.Any(l => l < 1) ? $"prompt lengths must be ≥ 1, got {PromptLengths.First(l => l < 1)}"
-        : GeneratedTokens < 2 ? $"generated tokens must be ≥ 2 (the first is timed as TTFB, the rest as decoding), got {GeneratedTokens}"
-        : Repeats < 1 ? $"repeats must be ≥ 1, got {Repeats}"
-        : WarmupRuns < 0 ? $"warm-up runs must be ≥ 0, got {WarmupRuns}"
-        : null;
+    /// <param name="names">What the settings are called in the message: a command passes its option names.</param>
+    public string? Problem(LatencySettingNames? names = null)
+    {
+        names ??= LatencySettingNames.Descriptions;
+        return PromptLengths.Count == 0 ? $"no {names.PromptLengths}"
+            : PromptLengths.Any(l => l < 1) ? $"{names.PromptLengths} must be ≥ 1, got {PromptLengths.First(l => l < 1)}"
+            : GeneratedTokens < 2 ? $"{names.GeneratedTokens} must be ≥ 2 (the first is timed as TTFB, the rest as decoding), got {GeneratedTokens}"
+            : Repeats < 1 ? $"{names.Repeats} must be ≥ 1, got {Repeats}"
+            : WarmupRuns < 0 ? $"{names.WarmupRuns} must be ≥ 0, got {WarmupRuns}"
+            : null;
+    }
+}
+
+/// <summary>What <see cref="LatencySettings.Problem"/> calls each setting.</summary>
+public sealed record LatencySettingNames(string PromptLengths, string GeneratedTokens, string Repeats, string WarmupRuns)
+{
+    /// <summary>Plain descriptions, for callers that are not a command line.</summary>
+    public static LatencySettingNames Descriptions { get; } = new("prompt lengths", "generated tokens", "repeats", "warm-up runs");
 }
 
 /// <summary>Median, minimum and maximum of a measured quantity over the repeats.</summary>
