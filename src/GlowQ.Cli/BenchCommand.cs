@@ -58,6 +58,7 @@ internal static class BenchCommand
         };
         var threads = new Option<int>("--threads", "-t") { Description = "CPU worker threads (0: one per core).", DefaultValueFactory = _ => defaults.Settings.Model.Threads };
         var kvCache = new Option<string?>("--kv-cache") { Description = "KV cache element type, f16 or f32 (default: the profile's)." };
+        var cudaGraphs = new Option<bool>("--cuda-graphs") { Description = "On the GPU, launch each decoded token's kernels as one CUDA graph." };
         var bandwidth = new Option<double?>("--bandwidth-gbs")
         {
             Description = "Memory bandwidth for the roofline, GB/s. Default: measured on the host for cpu, the profile's figure for cuda.",
@@ -66,7 +67,7 @@ internal static class BenchCommand
         var quiet = new Option<bool>("--quiet", "-q") { Description = "No progress lines." };
 
         var command = new Command("bench", "On-device latency: TTFB, prefill and decode tokens/s, memory and % of the memory-bandwidth roofline, per file, restoration and prompt length.");
-        foreach (Option option in new Option[] { models, backend, promptLengths, generated, repeats, warmup, restore, metric, profile, threads, kvCache, bandwidth, output, quiet })
+        foreach (Option option in new Option[] { models, backend, promptLengths, generated, repeats, warmup, restore, metric, profile, threads, kvCache, cudaGraphs, bandwidth, output, quiet })
         {
             command.Options.Add(option);
         }
@@ -120,7 +121,7 @@ internal static class BenchCommand
                 foreach (string restoreSetting in glq.Units.Count == 0 ? ["none"] : restores)
                 {
                     byte[] mask = Mask(glq, restoreSetting, parse.GetValue(metric));
-                    var options = new InferenceOptions { ContextLength = fitting.Max() + settings.GeneratedTokens, Threads = threadCount, KvCacheDtype = kvDtype };
+                    var options = new InferenceOptions { ContextLength = fitting.Max() + settings.GeneratedTokens, Threads = threadCount, KvCacheDtype = kvDtype, DecodeGraphs = parse.GetValue(cudaGraphs) };
                     // As every verb that loads a model: refuse before allocating rather than be killed for memory.
                     MemoryPlan.For(probe, glq, mask, options.ContextLength, kvDtype.ElementBytes())
                         .EnsureFits(deviceProfile, GC.GetGCMemoryInfo().TotalAvailableMemoryBytes);

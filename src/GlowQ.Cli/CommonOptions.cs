@@ -71,6 +71,13 @@ internal sealed class CommonOptions(CliDefaults defaults)
         DefaultValueFactory = _ => defaults.Settings.Model.KvCache,
     };
 
+    public Option<bool> CudaGraphs { get; } = new("--cuda-graphs")
+    {
+        Description = "On the GPU, record each decoded token's kernels as a CUDA graph and launch it as one submission "
+            + "(updated in place from token to token). Off by default until measured; ignored on the CPU.",
+        DefaultValueFactory = _ => defaults.Settings.Model.CudaGraphs,
+    };
+
     public Option<string> Backend { get; } = new("--backend")
     {
         Description = "Where a .glq model runs: cuda (an NVIDIA GPU through its driver), cpu (the int4 CPU kernels) or auto "
@@ -90,6 +97,7 @@ internal sealed class CommonOptions(CliDefaults defaults)
         command.Options.Add(Profile);
         command.Options.Add(KvCache);
         command.Options.Add(Backend);
+        command.Options.Add(CudaGraphs);
     }
 
     /// <summary>The --model path, or null for the bundled model.</summary>
@@ -163,7 +171,7 @@ internal sealed class CommonOptions(CliDefaults defaults)
         try
         {
             GlqModel model = GlqModel.Read(file);
-            var options = new InferenceOptions { ContextLength = contextLength(model.Config), Threads = ThreadCount(parse) };
+            var options = new InferenceOptions { ContextLength = contextLength(model.Config), Threads = ThreadCount(parse), DecodeGraphs = parse.GetValue(CudaGraphs) };
             // Resolved here rather than by the engine, so the memory plan counts the KV cache the engine will allocate.
             options = options with { ContextLength = options.ContextLengthFor(model.Config) };
             string? profileName = parse.GetValue(Profile);

@@ -21,6 +21,12 @@ public sealed record InferenceOptions
     /// </summary>
     public int AttentionChunk { get; init; } = 256;
 
+    /// <summary>
+    /// GPU only: record each decoded token's kernels as a CUDA graph and launch it as one submission (the graph is
+    /// updated in place from token to token). Off by default until it has been measured on a GPU.
+    /// </summary>
+    public bool DecodeGraphs { get; init; }
+
     /// <summary>How the KV cache stores keys and values: fp32 (the reference) or fp16, half the memory, rounded once when stored.</summary>
     public KvCacheDtype KvCacheDtype { get; init; } = KvCacheDtype.F32;
 

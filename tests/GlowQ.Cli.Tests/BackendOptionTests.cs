@@ -33,6 +33,16 @@ public sealed class BackendOptionTests(Stories260KGlq model) : IClassFixture<Sto
     }
 
     [Fact]
+    public void CudaGraphs_GiveTheSameGreedyText_OnWhicheverBackendAutoPicks()
+    {
+        CliRun recorded = Generate("--backend", "auto", "--cuda-graphs");
+        Assert.True(recorded.ExitCode == 0, recorded.Stderr);
+
+        Assert.Equal(Generate("--backend", "auto").Stdout, recorded.Stdout);
+        Assert.False(string.IsNullOrWhiteSpace(recorded.Stdout));
+    }
+
+    [Fact]
     public void Cpu_NeverProbesForAGpu()
     {
         CliRun run = Generate("--backend", "cpu");

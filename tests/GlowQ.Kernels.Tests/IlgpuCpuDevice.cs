@@ -20,6 +20,8 @@ internal sealed class IlgpuCpuDevice(Accelerator accelerator) : IGpuDevice
     private readonly SortedDictionary<ulong, MemoryBuffer1D<byte, Stride1D.Dense>> _buffers = [];
     private readonly List<(MethodInfo Method, Kernel Kernel)> _kernels = [];
     private readonly Dictionary<ulong, long> _mapped = [];
+    private readonly Dictionary<int, int[]> _graphKernels = [];
+    private List<RecordedLaunch>? _recording;
 
     public string Description => $"ILGPU CPU accelerator, warp size {accelerator.WarpSize}";
 
@@ -85,12 +87,14 @@ internal sealed class IlgpuCpuDevice(Accelerator accelerator) : IGpuDevice
 
     public void CopyToDevice(ReadOnlySpan<byte> source, DevicePointer destination)
     {
+        RefuseWhileRecording();
         accelerator.Synchronize();
         source.CopyTo(HostBytes(destination, source.Length));
     }
 
     public void CopyToHost(DevicePointer source, Span<byte> destination)
     {
+        RefuseWhileRecording();
         accelerator.Synchronize();
         HostBytes(source, destination.Length).CopyTo(destination);
         DownloadedBytes += destination.Length;
@@ -105,13 +109,62 @@ internal sealed class IlgpuCpuDevice(Accelerator accelerator) : IGpuDevice
         return _kernels.Count - 1;
     }
 
+    /// <summary>Sequences recorded by <see cref="LaunchAsGraph"/> that needed a new graph (a new key or other kernels).</summary>
+    public int GraphsBuilt { get; private set; }
+
+    /// <summary>Recorded sequences launched, each one submission on a CUDA device.</summary>
+    public int GraphLaunches { get; private set; }
+
+    /// <summary>
+    /// As the CUDA device: the launches are recorded (kernels, extents and a copy of their packed bytes), not run, and
+    /// a copy or wait meanwhile throws; then the recording runs. A key whose kernel sequence changed counts as a new graph.
+    /// </summary>
+    public void LaunchAsGraph<TState>(int key, TState state, Action<TState> record)
+    {
+        Assert.Null(_recording);
+        _recording = [];
+        List<RecordedLaunch> recorded;
+        try
+        {
+            record(state);
+        }
+        finally
+        {
+            recorded = _recording;
+            _recording = null;
+        }
+
+        int[] kernels = [.. recorded.Select(r => r.Kernel)];
+        if (!_graphKernels.TryGetValue(key, out int[]? built) || !built.SequenceEqual(kernels))
+        {
+            _graphKernels[key] = kernels;
+            GraphsBuilt++;
+        }
+
+        foreach (RecordedLaunch launch in recorded)
+        {
+            Run(launch.Kernel, launch.Extent, launch.Packed, launch.Bytes);
+        }
+
+        GraphLaunches++;
+    }
+
     public void Launch(int kernel, int extent, KernelArguments arguments)
+    {
+        if (_recording is not null)
+        {
+            _recording.Add(new RecordedLaunch(kernel, extent, [.. arguments.Arguments], arguments.Bytes.ToArray()));
+            return;
+        }
+
+        Run(kernel, extent, arguments.Arguments, arguments.Bytes);
+    }
+
+    private void Run(int kernel, int extent, IReadOnlyList<PackedKernelArgument> packed, ReadOnlySpan<byte> bytes)
     {
         (MethodInfo method, Kernel compiled) = _kernels[kernel];
         ParameterInfo[] parameters = method.GetParameters();
-        IReadOnlyList<PackedKernelArgument> packed = arguments.Arguments;
         Assert.Equal(parameters.Length, packed.Count);
-        ReadOnlySpan<byte> bytes = arguments.Bytes;
         Assert.Equal(KernelArgumentKind.Extent, packed[0].Kind);
         Assert.Equal(extent, BinaryPrimitives.ReadInt32LittleEndian(bytes[packed[0].Offset..]));
 
@@ -136,7 +189,19 @@ internal sealed class IlgpuCpuDevice(Accelerator accelerator) : IGpuDevice
         Launches++;
     }
 
-    public void Synchronize() => accelerator.Synchronize();
+    public void Synchronize()
+    {
+        RefuseWhileRecording();
+        accelerator.Synchronize();
+    }
+
+    private void RefuseWhileRecording()
+    {
+        if (_recording is not null)
+        {
+            throw new InvalidOperationException("a copy or wait inside a launch sequence recorded as a graph");
+        }
+    }
 
     public void Dispose()
     {
@@ -186,4 +251,6 @@ internal sealed class IlgpuCpuDevice(Accelerator accelerator) : IGpuDevice
 
         throw new InvalidOperationException($"device range 0x{address:x} + {bytes} bytes lies in no allocated buffer");
     }
+
+    private sealed record RecordedLaunch(int Kernel, int Extent, PackedKernelArgument[] Packed, byte[] Bytes);
 }

@@ -36,7 +36,7 @@ public sealed class GlowQSettings
     }
 }
 
-/// <summary>Which model runs and how it is loaded (--model, --threads, --profile, --restore, --metric, --kv-cache, --backend).</summary>
+/// <summary>Which model runs and how it is loaded (--model, --threads, --profile, --restore, --metric, --kv-cache, --backend, --cuda-graphs).</summary>
 public sealed class ModelSettings
 {
     /// <summary>A model file or directory; empty runs the model built into the binary.</summary>
@@ -54,6 +54,9 @@ public sealed class ModelSettings
 
     /// <summary>auto (CUDA when a device answers, else the CPU), cuda or cpu.</summary>
     public string Backend { get; set; } = "auto";
+
+    /// <summary>On the GPU, launch each decoded token's kernels as one CUDA graph.</summary>
+    public bool CudaGraphs { get; set; }
 }
 
 /// <summary>Sampling and length defaults of <c>glowq generate</c> and <c>glowq chat</c>.</summary>

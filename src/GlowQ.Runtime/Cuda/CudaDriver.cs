@@ -91,6 +91,8 @@ internal static unsafe partial class CudaDriver
     // flags is unsigned long long in cuda.h, unlike most driver flags.
     [LibraryImport(LibraryName)] internal static partial int cuGraphInstantiateWithFlags(out nint graphExec, nint graph, ulong flags);
     [LibraryImport(LibraryName)] internal static partial int cuGraphLaunch(nint graphExec, nint stream);
+    // The CUDA 10.2 signature; later drivers keep exporting it beside cuGraphExecUpdate_v2. updateResult 0 = success.
+    [LibraryImport(LibraryName)] internal static partial int cuGraphExecUpdate(nint graphExec, nint graph, out nint errorNode, out int updateResult);
     [LibraryImport(LibraryName)] internal static partial int cuGraphExecDestroy(nint graphExec);
     [LibraryImport(LibraryName)] internal static partial int cuGraphDestroy(nint graph);
 

@@ -14,6 +14,9 @@ public sealed unsafe class CudaGpuDevice : IGpuDevice
     private readonly List<CudaFunction> functions = [];
     private readonly Dictionary<string, int> loaded = new(StringComparer.Ordinal);
     private readonly Dictionary<DevicePointer, HostMemoryRegistration> mappings = [];
+    private readonly Dictionary<int, nint> graphs = [];
+    private CudaStream? captureStream;
+    private bool capturing;
 
     private CudaGpuDevice(CudaContext context, int warpSize)
     {
@@ -89,6 +92,7 @@ public sealed unsafe class CudaGpuDevice : IGpuDevice
 
     public void CopyToDevice(ReadOnlySpan<byte> source, DevicePointer destination)
     {
+        RefuseWhileCapturing(nameof(CopyToDevice));
         fixed (byte* host = source)
         {
             CudaErrors.Check(CudaDriver.cuMemcpyHtoD_v2(destination.Address, host, (nuint)source.Length), nameof(CudaDriver.cuMemcpyHtoD_v2));
@@ -97,6 +101,7 @@ public sealed unsafe class CudaGpuDevice : IGpuDevice
 
     public void CopyToHost(DevicePointer source, Span<byte> destination)
     {
+        RefuseWhileCapturing(nameof(CopyToHost));
         fixed (byte* host = destination)
         {
             CudaErrors.Check(CudaDriver.cuMemcpyDtoH_v2(host, source.Address, (nuint)destination.Length), nameof(CudaDriver.cuMemcpyDtoH_v2));
@@ -120,13 +125,80 @@ public sealed unsafe class CudaGpuDevice : IGpuDevice
     public void Launch(int kernel, int extent, KernelArguments arguments)
     {
         var geometry = LaunchGeometry.ForExtent(extent);
-        functions[kernel].Launch(geometry.Grid, geometry.Block, arguments);
+        functions[kernel].Launch(geometry.Grid, geometry.Block, arguments, capturing ? captureStream : null);
     }
 
-    public void Synchronize() => context.Synchronize();
+    public void Synchronize()
+    {
+        RefuseWhileCapturing(nameof(Synchronize));
+        context.Synchronize();
+    }
+
+    /// <summary>
+    /// Captures the launches on a stream of their own (capture is not allowed on the legacy default stream), then
+    /// launches the graph on the default stream, where it is ordered with every copy before and after it.
+    /// </summary>
+    public void LaunchAsGraph<TState>(int key, TState state, Action<TState> record)
+    {
+        ArgumentNullException.ThrowIfNull(record);
+        captureStream ??= context.CreateStream(nonBlocking: true);
+        CudaErrors.Check(CudaDriver.cuStreamBeginCapture_v2(captureStream.Handle, (int)CudaCaptureMode.ThreadLocal), nameof(CudaDriver.cuStreamBeginCapture_v2));
+        capturing = true;
+        try
+        {
+            record(state);
+        }
+        catch
+        {
+            capturing = false;
+            // Capture must end even when recording failed, or the stream stays unusable; the recording's error is the one reported.
+            if (CudaDriver.cuStreamEndCapture(captureStream.Handle, out var abandoned) == CudaErrors.Success && abandoned != 0)
+            {
+                _ = CudaDriver.cuGraphDestroy(abandoned);
+            }
+            throw;
+        }
+        capturing = false;
+        CudaErrors.Check(CudaDriver.cuStreamEndCapture(captureStream.Handle, out var graph), nameof(CudaDriver.cuStreamEndCapture));
+        try
+        {
+            if (!graphs.TryGetValue(key, out var executable)
+                || CudaDriver.cuGraphExecUpdate(executable, graph, out _, out var updateResult) != CudaErrors.Success
+                || updateResult != 0)
+            {
+                if (graphs.Remove(key, out var stale))
+                {
+                    _ = CudaDriver.cuGraphExecDestroy(stale);
+                }
+                CudaErrors.Check(CudaDriver.cuGraphInstantiateWithFlags(out executable, graph, 0), nameof(CudaDriver.cuGraphInstantiateWithFlags));
+                graphs[key] = executable;
+            }
+            CudaErrors.Check(CudaDriver.cuGraphLaunch(executable, 0), nameof(CudaDriver.cuGraphLaunch));
+        }
+        finally
+        {
+            _ = CudaDriver.cuGraphDestroy(graph);
+        }
+    }
+
+    private void RefuseWhileCapturing(string operation)
+    {
+        if (capturing)
+        {
+            throw new InvalidOperationException($"{operation} inside a launch sequence recorded as a CUDA graph: only launches can be recorded");
+        }
+    }
 
     public void Dispose()
     {
+        // Executable graphs refer to the modules' functions, so they go first.
+        foreach (var executable in graphs.Values)
+        {
+            _ = CudaDriver.cuGraphExecDestroy(executable);
+        }
+        graphs.Clear();
+        captureStream?.Dispose();
+        captureStream = null;
         foreach (var module in modules)
         {
             module.Dispose();

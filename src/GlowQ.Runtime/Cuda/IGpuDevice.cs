@@ -55,6 +55,15 @@ public interface IGpuDevice : IDisposable
 
     /// <summary>Waits until every queued launch and copy has finished.</summary>
     void Synchronize();
+
+    /// <summary>
+    /// Runs the launches <paramref name="record"/> issues — launches only: a copy or a wait inside it is an error — as
+    /// one submission. The CUDA device records them into a graph and launches that, updating in place the executable
+    /// graph it keeps under <paramref name="key"/> when only launch parameters (extents, scalars, pointers) changed, so a
+    /// decode step of a hundred small kernels costs one submission instead of a hundred. Callers give sequences of
+    /// kernels that differ different keys.
+    /// </summary>
+    void LaunchAsGraph<TState>(int key, TState state, Action<TState> record);
 }
 
 /// <summary>Typed allocation and copies over <see cref="IGpuDevice"/>'s bytes.</summary>

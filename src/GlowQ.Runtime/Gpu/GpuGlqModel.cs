@@ -56,6 +56,7 @@ public sealed unsafe partial class GpuGlqModel : ILanguageModel, IDeviceArgmax, 
 
     // Decode attention over spans longer than _attentionChunk runs split into chunks of that many positions.
     private readonly int _attentionChunk;
+    private readonly bool _decodeGraphs;
     private readonly DeviceView<float> _chunkMaxima, _chunkSums, _chunkPartials;
 
     private GpuGlqModel(GlqFile file, GlqModel glq, byte[] mask, InferenceOptions options, IGpuDevice device, GpuWeightPlacement placement)
@@ -122,6 +123,7 @@ public sealed unsafe partial class GpuGlqModel : ILanguageModel, IDeviceArgmax, 
             _attentionChunk = options.AttentionChunk > 0
                 ? options.AttentionChunk
                 : throw new ArgumentOutOfRangeException(nameof(options), options.AttentionChunk, "the attention chunk must be at least one position");
+            _decodeGraphs = options.DecodeGraphs;
             int attentionChunks = ((ContextLength - 1) / _attentionChunk) + 1;
             _chunkMaxima = Allocate<float>((long)_c.Heads * attentionChunks);
             _chunkSums = Allocate<float>((long)_c.Heads * attentionChunks);
@@ -199,22 +201,21 @@ public sealed unsafe partial class GpuGlqModel : ILanguageModel, IDeviceArgmax, 
     {
         ForwardArguments.Check(tokens, startPosition, ContextLength, _c.VocabSize, logits.Length, allPositions);
         int vocab = _c.VocabSize;
+        if (!allPositions)
+        {
+            RunToLastLogits(tokens, startPosition);
+            _device.Download(_logits, logits[..vocab]);
+            return;
+        }
+
         for (int done = 0; done < tokens.Length; done += _block)
         {
             int n = Math.Min(_block, tokens.Length - done);
             RunBlock(tokens.Slice(done, n), startPosition + done);
-            if (allPositions)
+            for (int t = 0; t < n; t++)
             {
-                for (int t = 0; t < n; t++)
-                {
-                    Head(t);
-                    _device.Download(_logits, logits.Slice((done + t) * vocab, vocab));
-                }
-            }
-            else if (done + n == tokens.Length)
-            {
-                Head(n - 1);
-                _device.Download(_logits, logits[..vocab]);
+                Head(t);
+                _device.Download(_logits, logits.Slice((done + t) * vocab, vocab));
             }
         }
     }
@@ -233,6 +234,14 @@ public sealed unsafe partial class GpuGlqModel : ILanguageModel, IDeviceArgmax, 
     /// <summary>Every block of <paramref name="tokens"/>, then the last token's logits into _logits (left on the device).</summary>
     private void RunToLastLogits(ReadOnlySpan<int> tokens, int startPosition)
     {
+        if (tokens.Length == 1 && _decodeGraphs)
+        {
+            // One graph per attention path (whole-span or split), the launches that differ between the two.
+            int key = DecodeSpan(startPosition) > _attentionChunk ? 1 : 0;
+            _device.LaunchAsGraph(key, (Model: this, Token: tokens[0], Position: startPosition), static s => s.Model.DecodeToLogits(s.Token, s.Position));
+            return;
+        }
+
         int n = 0;
         for (int done = 0; done < tokens.Length; done += n)
         {
@@ -242,6 +251,16 @@ public sealed unsafe partial class GpuGlqModel : ILanguageModel, IDeviceArgmax, 
 
         Head(n - 1);
     }
+
+    /// <summary>One decoded token to its logits: launches only, so it can be recorded as a graph.</summary>
+    private void DecodeToLogits(int token, int position)
+    {
+        RunBlock(new ReadOnlySpan<int>(in token), position);
+        Head(0);
+    }
+
+    /// <summary>Positions a token at <paramref name="position"/> attends: back to the start, or across the sliding window.</summary>
+    private int DecodeSpan(int position) => position - (_c.SlidingWindow is int w ? Math.Max(0, position - w + 1) : 0) + 1;
 
     /// <summary>
     /// Tokens at positions <paramref name="start"/>… through every layer and the final norm, as one block (at most
@@ -344,8 +363,8 @@ public sealed unsafe partial class GpuGlqModel : ILanguageModel, IDeviceArgmax, 
             DeviceView<float> sin = _sin.Slice((long)start * _rope.HalfDim, _rope.HalfDim);
             _kernels.LaunchRope(_c.RopeLayout, q, cos, sin, _c.Heads, headDim);
             _kernels.LaunchRope(_c.RopeLayout, k, cos, sin, _c.KvHeads, headDim);
-            int first = _c.SlidingWindow is int w ? Math.Max(0, start - w + 1) : 0;
-            int span = start - first + 1;
+            int span = DecodeSpan(start);
+            int first = start - span + 1;
             _kernels.LaunchKvCacheStore(k, v, keys, values, _c.KvHeads, headDim, ContextLength, start);
             _kernels.LaunchAttentionScores(q, keys, _scores, _c.Heads, _c.KvHeads, headDim, ContextLength, first, span, _attentionScale);
             if (span <= _attentionChunk)
