@@ -151,18 +151,13 @@ public static class W4GemvKernels
         int rank)
     {
         int lane = Warp.LaneIdx, lanes = Warp.WarpSize;
-        int groups = (cols + groupSize - 1) / groupSize;
-        int wordsPerGroup = groupSize / CodesPerWord;
-        int wordsWithColumns = (cols + CodesPerWord - 1) / CodesPerWord;
-        long rowWords = (long)row * groups * wordsPerGroup;
-        long rowScales = (long)row * groups;
-        long rowZeros = (long)row * ((groups + 1) / 2);
+        var layout = new QuantizedRowLayout(row, cols, groupSize);
         float total = 0f;
-        for (int w = lane; w < wordsWithColumns; w += lanes)
+        for (int w = lane; w < layout.WordsWithColumns; w += lanes)
         {
-            int g = w / wordsPerGroup;
-            int zero = (zeros[rowZeros + (g >> 1)] >> ((g & 1) * 4)) & 0xF;
-            uint word = codeWords[rowWords + w];
+            int g = w / layout.WordsPerGroup;
+            int zero = layout.ZeroPoint(zeros, g);
+            uint word = codeWords[layout.FirstWord + w];
             int col = w * CodesPerWord;
             int count = Math.Min(CodesPerWord, cols - col);
             float wordSum = 0f;
@@ -172,7 +167,7 @@ public static class W4GemvKernels
                 wordSum += (code - zero) * input[col + k];
             }
 
-            total += wordSum * (float)scales[rowScales + g];
+            total += wordSum * (float)scales[layout.FirstScale + g];
         }
 
         long factorStart = (long)row * rank;
@@ -228,22 +223,17 @@ public static class W4GemvKernels
     /// </summary>
     private static float QuantizedRowDot(int row, ArrayView<uint> codeWords, ArrayView<Half> scales, ArrayView<byte> zeros, ArrayView<float> input, int cols, int groupSize)
     {
-        int groups = (cols + groupSize - 1) / groupSize;
-        int wordsPerGroup = groupSize / CodesPerWord;
-        int wordsWithColumns = (cols + CodesPerWord - 1) / CodesPerWord;
-        long rowWords = (long)row * groups * wordsPerGroup;
-        long rowScales = (long)row * groups;
-        long rowZeros = (long)row * ((groups + 1) / 2);
+        var layout = new QuantizedRowLayout(row, cols, groupSize);
         float total = 0f;
-        for (int g = 0; g < groups; g++)
+        for (int g = 0; g < layout.Groups; g++)
         {
-            int zero = (zeros[rowZeros + (g >> 1)] >> ((g & 1) * 4)) & 0xF;
-            int firstWord = g * wordsPerGroup;
-            int endWord = Math.Min(firstWord + wordsPerGroup, wordsWithColumns);
+            int zero = layout.ZeroPoint(zeros, g);
+            int firstWord = g * layout.WordsPerGroup;
+            int endWord = Math.Min(firstWord + layout.WordsPerGroup, layout.WordsWithColumns);
             float groupSum = 0f;
             for (int w = firstWord; w < endWord; w++)
             {
-                uint word = codeWords[rowWords + w];
+                uint word = codeWords[layout.FirstWord + w];
                 int col = w * CodesPerWord;
                 int count = Math.Min(CodesPerWord, cols - col);
                 for (int k = 0; k < count; k++)
@@ -253,9 +243,39 @@ public static class W4GemvKernels
                 }
             }
 
-            total += groupSum * (float)scales[rowScales + g];
+            total += groupSum * (float)scales[layout.FirstScale + g];
         }
 
         return total;
+    }
+
+    /// <summary>Where row <c>row</c> of a stacked unit starts in each of its tensors (formats/glq-v1.md §6), and its groups' sizes.</summary>
+    private readonly struct QuantizedRowLayout
+    {
+        public QuantizedRowLayout(int row, int cols, int groupSize)
+        {
+            Groups = (cols + groupSize - 1) / groupSize;
+            WordsPerGroup = groupSize / CodesPerWord;
+            WordsWithColumns = (cols + CodesPerWord - 1) / CodesPerWord;
+            FirstWord = (long)row * Groups * WordsPerGroup;
+            FirstScale = (long)row * Groups;
+            FirstZeroByte = (long)row * ((Groups + 1) / 2);
+        }
+
+        public int Groups { get; }
+
+        public int WordsPerGroup { get; }
+
+        /// <summary>Code words that hold at least one real column (the rest of the row is padding).</summary>
+        public int WordsWithColumns { get; }
+
+        public long FirstWord { get; }
+
+        public long FirstScale { get; }
+
+        public long FirstZeroByte { get; }
+
+        /// <summary>Group g's zero point: zero points are packed two per byte, the even group in the low nibble.</summary>
+        public int ZeroPoint(ArrayView<byte> zeros, int g) => (zeros[FirstZeroByte + (g >> 1)] >> ((g & 1) * 4)) & 0xF;
     }
 }

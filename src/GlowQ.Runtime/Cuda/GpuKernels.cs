@@ -656,19 +656,27 @@ public sealed partial class GpuKernels
         : typeof(TCache) == typeof(Half) ? half
         : throw new ArgumentException($"a KV cache holds float or Half, not {typeof(TCache).Name}", nameof(TCache));
 
-    internal static void PackW4GemvCorrected(
-        KernelArguments packed, int extent, DeviceView<uint> codeWords, DeviceView<Half> scales, DeviceView<byte> zeros,
-        DeviceView<float> bias, DeviceView<Half> leftFactors, DeviceView<float> projected, DeviceView<float> input,
-        DeviceView<float> output, int cols, int groupSize, int rank) =>
-        packed.AddExtent(extent)
-            .AddView(codeWords.Pointer, codeWords.Length)
+    /// <summary>
+    /// The views every W4 kernel (decode or prefill, corrected or SwiGLU) takes after its extent, in their parameter
+    /// order: the stacked unit's codes, scales, zero points, bias and A, then t = B·x, the input and the output.
+    /// </summary>
+    private static KernelArguments AddUnitViews(
+        KernelArguments packed, DeviceView<uint> codeWords, DeviceView<Half> scales, DeviceView<byte> zeros, DeviceView<float> bias,
+        DeviceView<Half> leftFactors, DeviceView<float> projected, DeviceView<float> input, DeviceView<float> output) =>
+        packed.AddView(codeWords.Pointer, codeWords.Length)
             .AddView(scales.Pointer, scales.Length)
             .AddView(zeros.Pointer, zeros.Length)
             .AddView(bias.Pointer, bias.Length)
             .AddView(leftFactors.Pointer, leftFactors.Length)
             .AddView(projected.Pointer, projected.Length)
             .AddView(input.Pointer, input.Length)
-            .AddView(output.Pointer, output.Length)
+            .AddView(output.Pointer, output.Length);
+
+    internal static void PackW4GemvCorrected(
+        KernelArguments packed, int extent, DeviceView<uint> codeWords, DeviceView<Half> scales, DeviceView<byte> zeros,
+        DeviceView<float> bias, DeviceView<Half> leftFactors, DeviceView<float> projected, DeviceView<float> input,
+        DeviceView<float> output, int cols, int groupSize, int rank) =>
+        AddUnitViews(packed.AddExtent(extent), codeWords, scales, zeros, bias, leftFactors, projected, input, output)
             .AddInt32(cols)
             .AddInt32(groupSize)
             .AddInt32(rank);
@@ -677,15 +685,7 @@ public sealed partial class GpuKernels
         KernelArguments packed, int extent, DeviceView<uint> codeWords, DeviceView<Half> scales, DeviceView<byte> zeros,
         DeviceView<float> bias, DeviceView<Half> leftFactors, DeviceView<float> projected, DeviceView<float> input,
         DeviceView<float> hidden, int hiddenRows, int cols, int groupSize, int rank) =>
-        packed.AddExtent(extent)
-            .AddView(codeWords.Pointer, codeWords.Length)
-            .AddView(scales.Pointer, scales.Length)
-            .AddView(zeros.Pointer, zeros.Length)
-            .AddView(bias.Pointer, bias.Length)
-            .AddView(leftFactors.Pointer, leftFactors.Length)
-            .AddView(projected.Pointer, projected.Length)
-            .AddView(input.Pointer, input.Length)
-            .AddView(hidden.Pointer, hidden.Length)
+        AddUnitViews(packed.AddExtent(extent), codeWords, scales, zeros, bias, leftFactors, projected, input, hidden)
             .AddInt32(hiddenRows)
             .AddInt32(cols)
             .AddInt32(groupSize)
@@ -838,15 +838,7 @@ public sealed partial class GpuKernels
         KernelArguments packed, int rows, int totalRows, DeviceView<uint> codeWords, DeviceView<Half> scales, DeviceView<byte> zeros,
         DeviceView<float> bias, DeviceView<Half> leftFactors, DeviceView<float> projected, DeviceView<float> input,
         DeviceView<float> output, int cols, int groupSize, int rank, int outputStride) =>
-        packed.AddExtent(checked(rows * totalRows))
-            .AddView(codeWords.Pointer, codeWords.Length)
-            .AddView(scales.Pointer, scales.Length)
-            .AddView(zeros.Pointer, zeros.Length)
-            .AddView(bias.Pointer, bias.Length)
-            .AddView(leftFactors.Pointer, leftFactors.Length)
-            .AddView(projected.Pointer, projected.Length)
-            .AddView(input.Pointer, input.Length)
-            .AddView(output.Pointer, output.Length)
+        AddUnitViews(packed.AddExtent(checked(rows * totalRows)), codeWords, scales, zeros, bias, leftFactors, projected, input, output)
             .AddInt32(totalRows)
             .AddInt32(cols)
             .AddInt32(groupSize)
@@ -857,15 +849,7 @@ public sealed partial class GpuKernels
         KernelArguments packed, int rows, DeviceView<uint> codeWords, DeviceView<Half> scales, DeviceView<byte> zeros,
         DeviceView<float> bias, DeviceView<Half> leftFactors, DeviceView<float> projected, DeviceView<float> input,
         DeviceView<float> hidden, int hiddenRows, int cols, int groupSize, int rank) =>
-        packed.AddExtent(checked(rows * hiddenRows))
-            .AddView(codeWords.Pointer, codeWords.Length)
-            .AddView(scales.Pointer, scales.Length)
-            .AddView(zeros.Pointer, zeros.Length)
-            .AddView(bias.Pointer, bias.Length)
-            .AddView(leftFactors.Pointer, leftFactors.Length)
-            .AddView(projected.Pointer, projected.Length)
-            .AddView(input.Pointer, input.Length)
-            .AddView(hidden.Pointer, hidden.Length)
+        AddUnitViews(packed.AddExtent(checked(rows * hiddenRows)), codeWords, scales, zeros, bias, leftFactors, projected, input, hidden)
             .AddInt32(hiddenRows)
             .AddInt32(cols)
             .AddInt32(groupSize)
