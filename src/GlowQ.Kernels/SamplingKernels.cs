@@ -87,16 +87,7 @@ public static class SamplingKernels
             // Ids arrive in ascending order, so only a strictly larger score may pass a kept one: ties stay id-ordered.
             if (count < topK || scaled > candidateScores[slots + count - 1])
             {
-                int position = count < topK ? count++ : topK - 1;
-                while (position > 0 && scaled > candidateScores[slots + position - 1])
-                {
-                    candidateScores[slots + position] = candidateScores[slots + position - 1];
-                    candidateIds[slots + position] = candidateIds[slots + position - 1];
-                    position--;
-                }
-
-                candidateScores[slots + position] = scaled;
-                candidateIds[slots + position] = i;
+                count = InsertByScore(candidateScores, candidateIds, slots, count, topK, scaled, i);
             }
         }
 
@@ -181,16 +172,8 @@ public static class SamplingKernels
                     break;
                 }
 
-                int position = count < topK ? count++ : topK - 1;
-                while (position > 0 && score > candidateScores[position - 1])
-                {
-                    candidateScores[position] = candidateScores[position - 1];
-                    candidateIds[position] = candidateIds[position - 1];
-                    position--;
-                }
-
-                candidateScores[position] = score;
-                candidateIds[position] = candidateIds[(c * topK) + j];
+                // The source slot lies past chunk 0's, so the shift inside the insertion never overwrites it.
+                count = InsertByScore(candidateScores, candidateIds, 0, count, topK, score, candidateIds[(c * topK) + j]);
             }
         }
 
@@ -271,4 +254,24 @@ public static class SamplingKernels
     /// <summary>The CPU sampler's order: higher probability first, then lower id.</summary>
     private static bool Precedes(float probability, int id, float otherProbability, int otherId) =>
         probability > otherProbability || (probability == otherProbability && id < otherId);
+
+    /// <summary>
+    /// Places (score, id) in the list [start, start + count) of the candidate views, kept in descending score with
+    /// earlier entries first among equals; a list already holding <paramref name="capacity"/> entries drops its last.
+    /// Returns the list's new length.
+    /// </summary>
+    private static int InsertByScore(ArrayView<float> scores, ArrayView<int> ids, int start, int count, int capacity, float score, int id)
+    {
+        int position = count < capacity ? count++ : capacity - 1;
+        while (position > 0 && score > scores[start + position - 1])
+        {
+            scores[start + position] = scores[start + position - 1];
+            ids[start + position] = ids[start + position - 1];
+            position--;
+        }
+
+        scores[start + position] = score;
+        ids[start + position] = id;
+        return count;
+    }
 }
